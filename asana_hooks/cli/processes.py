@@ -1,0 +1,83 @@
+"""The long-running commands: serve, worker, poll, and dev, which runs them all together."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+import redis
+
+from asana_hooks import logs
+from asana_hooks.cli.context import EXIT_REDIS, Failure, settings
+from asana_hooks.redis_conn import connect, unreachable_message
+
+log = logging.getLogger("asana_hooks.cli")
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104 - a public receiver
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int) -> None:
+    """Run the receiver (uvicorn)."""
+    import uvicorn
+
+    from receiver.app import create_app
+
+    current = settings()
+    logs.configure()
+    app = create_app(current)
+    try:
+        connect(current.redis_url).ping()
+    except redis.RedisError:
+        log.warning(
+            "startup %s; answering 503 until it is back", unreachable_message(current.redis_url)
+        )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Process what is queued (and due), then exit.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker with the scheduler that flushes batches."""
+    current = settings()
+    logs.configure()
+    _require_redis(current.redis_url)
+    importlib.import_module("workers.runner").main(current, burst=burst)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="One pass over every webhook, then exit.")
+def poll(once: bool) -> None:
+    """Run the fallback poller on Asana's Events API and watch webhook health."""
+    current = settings()
+    current.require_token()
+    logs.configure()
+    _require_redis(current.redis_url)
+    importlib.import_module("workers.poller").main(current, once=once)
+
+
+@click.command()
+@click.option("--demo", is_flag=True, help="Also run a local fake Asana that plays a script.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def dev(demo: bool, port: int) -> None:
+    """Run it all locally: Redis (embedded unless REDIS_URL is set), receiver, worker, poller."""
+    from asana_hooks.devserver import run_dev
+
+    run_dev(demo=demo, port=port)
+
+
+def _require_redis(url: str) -> None:
+    try:
+        connect(url).ping()
+    except redis.RedisError:
+        raise Failure(unreachable_message(url), EXIT_REDIS) from None

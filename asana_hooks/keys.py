@@ -1,0 +1,97 @@
+"""Every Redis key and queue name this project writes, in one place. No I/O.
+
+Each key either has a TTL or a cap, or is bounded by the number of registered webhooks or
+of resources with an open batch; the comment beside each says which.
+"""
+
+from __future__ import annotations
+
+PREFIX = "asana-hooks:"
+
+QUEUE = "asana-hooks"
+"""The one RQ queue; every worker process listens to it alone (crash-safe BLMOVE dequeue)."""
+
+PROCESS_DELIVERY_JOB = "workers.jobs.process_delivery"
+"""Dotted name the receiver and the poller enqueue by, so neither imports workers/."""
+
+CHANGES_STREAM = PREFIX + "changes"
+"""The output: one entry per change (capped with MAXLEN ~ HOOKS_STREAM_MAXLEN)."""
+
+TARGETS = PREFIX + "targets"
+"""Set of every target_id we registered (bounded by webhooks)."""
+
+WEBHOOK_TARGETS = PREFIX + "webhook-targets"
+"""Hash webhook gid -> target_id (bounded by webhooks)."""
+
+
+def target(target_id: str) -> str:
+    """Hash: the registration of one target (secret encrypted, webhook gid, state, counters)."""
+    return f"{PREFIX}target:{target_id}"
+
+
+def pending(target_id: str) -> str:
+    """String with a short TTL: a registration we started and whose handshake may come."""
+    return f"{PREFIX}pending:{target_id}"
+
+
+def delivery_seen(target_id: str, digest: str) -> str:
+    """String with a 48 h TTL: a delivery already taken (Asana repeats whole deliveries)."""
+    return f"{PREFIX}delivery:{target_id}:{digest}"
+
+
+def event_claim(fingerprint: str) -> str:
+    """String with a short TTL: an event being processed right now."""
+    return f"{PREFIX}event-claim:{fingerprint}"
+
+
+def event_done(fingerprint: str) -> str:
+    """String with a 48 h TTL: an event already processed."""
+    return f"{PREFIX}event-done:{fingerprint}"
+
+
+def batch(resource_gid: str) -> str:
+    """Hash: the open batch of one resource (deleted when flushed)."""
+    return f"{PREFIX}batch:{resource_gid}"
+
+
+def batch_events(resource_gid: str) -> str:
+    """List: the events of the open batch of one resource (deleted when flushed)."""
+    return f"{PREFIX}batch-events:{resource_gid}"
+
+
+OPEN_BATCHES = PREFIX + "open-batches"
+"""Sorted set resource_gid -> due time (bounded by resources with an open batch)."""
+
+
+def sync_token(resource_gid: str) -> str:
+    """String: the Events API sync token of one resource (TTL 24 h, as Asana's)."""
+    return f"{PREFIX}sync:{resource_gid}"
+
+
+def poll_lock(resource_gid: str) -> str:
+    """String with a TTL: which poller polls this resource now."""
+    return f"{PREFIX}poll-lock:{resource_gid}"
+
+
+def poll_state(resource_gid: str) -> str:
+    """Hash: last good poll, resync progress (bounded by webhooks)."""
+    return f"{PREFIX}poll:{resource_gid}"
+
+
+API_BUDGET = PREFIX + "api:budget"
+"""Sorted set of request times within the last minute (trimmed on every call, TTL 60 s)."""
+
+API_READS = PREFIX + "api:reads"
+"""Sorted set of in-flight reads with their expiry (trimmed on every call)."""
+
+API_PAUSED_UNTIL = PREFIX + "api:paused-until"
+"""String with a TTL: no call to Asana before this time (set by a 429's Retry-After)."""
+
+API_TOKEN_REJECTED = PREFIX + "api:token-rejected"
+"""String with a 10 min TTL: Asana answered 401; stop calling until the token is fixed."""
+
+STATS = PREFIX + "stats"
+"""Hash of global counters (a fixed set of fields)."""
+
+RECENT_CHANGES = PREFIX + "recent-changes"
+"""List of the last few change summaries for the status page (capped)."""

@@ -1,0 +1,52 @@
+"""Redis connections with bounded timeouts and no hidden retries. I/O edge.
+
+A process that cannot reach Redis must find out within about a second (the receiver then
+answers 503 so Asana retries); redis-py reconnects by itself on the next command once
+Redis is back, so no process needs a restart.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+
+def connect(
+    url: str,
+    *,
+    socket_timeout: float = 1.0,
+    connect_timeout: float = 0.5,
+    max_connections: int | None = None,
+) -> redis.Redis:
+    """A client whose every command fails within ``socket_timeout`` when Redis is away."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+        max_connections=max_connections,
+    )
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as str (our clients do not decode responses)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def unreachable_message(url: str) -> str:
+    return (
+        f"Redis at {describe(url)} is unreachable: start it, or set REDIS_URL to one that runs "
+        "(`asana-hooks dev` starts its own)"
+    )

@@ -1,0 +1,93 @@
+"""Register a webhook with Asana the safe way. I/O edge (Asana API and Redis).
+
+Used by `asana-hooks webhooks create` and by the poller when it re-creates a webhook Asana
+deleted. The order matters (DESIGN.md §2, "HTTP routes"): open the handshake window first,
+then ask Asana, which calls our receiver before it answers 201; then compare the secret in
+Asana's 201 body with the one the receiver stored, and undo everything on a mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_errors import AsanaError, NotFound
+from asana_hooks.registry import Registration, Registry, new_target_id
+
+log = logging.getLogger(__name__)
+
+
+class SecretMismatch(Exception):
+    """Asana's 201 carried a secret other than the one our receiver stored: not trusted."""
+
+
+def target_url(public_url: str, target_id: str) -> str:
+    return f"{public_url.rstrip('/')}/hooks/asana/{target_id}"
+
+
+def register(
+    client: AsanaClient,
+    registry: Registry,
+    *,
+    resource_gid: str,
+    public_url: str,
+    filters: list[dict[str, Any]],
+    target_id: str | None = None,
+    replace_secret: bool = False,
+) -> Registration:
+    """Create the webhook at Asana for a new target, or again for an existing one."""
+    is_new = target_id is None
+    target_id = target_id or new_target_id()
+    url = target_url(public_url, target_id)
+    registry.begin(
+        target_id=target_id,
+        resource_gid=resource_gid,
+        target_url=url,
+        filters=filters,
+        replace_secret=replace_secret,
+    )
+    payload: dict[str, Any] = {"resource": resource_gid, "target": url}
+    if filters:
+        payload["filters"] = filters
+    try:
+        body = client.post("/webhooks", {"data": payload})
+    except AsanaError:
+        if is_new:
+            registry.forget(target_id)
+        raise
+    webhook = body.get("data") or {}
+    webhook_gid = str(webhook.get("gid", ""))
+    secret = body.get("X-Hook-Secret")
+    if not isinstance(secret, str) or not registry.confirm(
+        target_id, webhook_gid=webhook_gid, asana_secret=secret
+    ):
+        _delete_quietly(client, webhook_gid)
+        registry.forget(target_id)
+        raise SecretMismatch(
+            f"webhook {webhook_gid}: the secret in Asana's answer differs from the one the "
+            "receiver stored; the webhook was deleted again. Someone else may be answering "
+            "handshakes on this target."
+        )
+    resource = webhook.get("resource") or {}
+    registry.describe_resource(
+        target_id,
+        resource_type=str(resource.get("resource_type", "")),
+        resource_name=str(resource.get("name", "")),
+        created_at=str(webhook.get("created_at") or ""),
+    )
+    found = registry.get(target_id)
+    if found is None:
+        raise SecretMismatch(f"registration {target_id} vanished while it was being confirmed")
+    return found
+
+
+def _delete_quietly(client: AsanaClient, webhook_gid: str) -> None:
+    if not webhook_gid:
+        return
+    try:
+        client.delete(f"/webhooks/{webhook_gid}")
+    except NotFound:
+        pass
+    except AsanaError as exc:
+        log.error("webhook %s could not be deleted after a secret mismatch: %s", webhook_gid, exc)

@@ -1,0 +1,297 @@
+"""Webhook registrations in Redis: pending handshakes, encrypted secrets, state, counters.
+
+I/O edge over Redis (synchronous client). The receiver, the CLI, the workers and the poller
+all read and write registrations through this one module. Secrets are stored encrypted
+(``SecretBox``) and leave this module only as plaintext for signature checks.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis
+
+from asana_hooks import keys
+from asana_hooks.events import format_timestamp
+from asana_hooks.redis_conn import text as _text
+from asana_hooks.secretbox import SecretBox, secrets_equal
+
+State = Literal["pending", "active", "failing", "lost", "retired", "deleted"]
+STATES: tuple[State, ...] = ("pending", "active", "failing", "lost", "retired", "deleted")
+PENDING_TTL_SECONDS = 120
+COUNTERS = ("deliveries", "events", "duplicates", "heartbeats", "batches", "changes", "late")
+ASANA_STATUS_FIELDS = (
+    "active",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_content",
+    "delivery_retry_count",
+    "next_attempt_after",
+    "failure_deletion_timestamp",
+)
+
+# Accept a handshake only while a registration we started is pending, and only if the
+# target holds no secret yet (or the pending registration says it may replace it).
+# KEYS: pending key, target key. ARGV: encrypted secret, now.
+_ACCEPT_HANDSHAKE = """
+local mode = redis.call('GET', KEYS[1])
+if not mode then return 0 end
+if mode ~= 'replace' and redis.call('HEXISTS', KEYS[2], 'secret') == 1 then return 0 end
+redis.call('HSET', KEYS[2], 'secret', ARGV[1], 'handshake_at', ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+def now_iso() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+def new_target_id() -> str:
+    """Unguessable, URL-safe, and valid in a Redis key and a URL path."""
+    return secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One webhook target as we know it."""
+
+    target_id: str
+    resource_gid: str
+    resource_type: str = ""
+    resource_name: str = ""
+    target_url: str = ""
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    webhook_gid: str | None = None
+    state: State = "pending"
+    created_at: str | None = None
+    has_secret: bool = False
+    last_delivery_at: str | None = None
+    last_heartbeat_at: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    asana: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+    @classmethod
+    def from_hash(cls, target_id: str, raw: dict[str, str]) -> Registration:
+        state = raw.get("state", "pending")
+        return cls(
+            target_id=target_id,
+            resource_gid=raw.get("resource_gid", ""),
+            resource_type=raw.get("resource_type", ""),
+            resource_name=raw.get("resource_name", ""),
+            target_url=raw.get("target_url", ""),
+            filters=json.loads(raw.get("filters") or "[]"),
+            webhook_gid=raw.get("webhook_gid") or None,
+            state=_state(state),
+            created_at=raw.get("created_at") or None,
+            has_secret="secret" in raw,
+            last_delivery_at=raw.get("last_delivery_at") or None,
+            last_heartbeat_at=raw.get("last_heartbeat_at") or None,
+            counters={name: int(raw.get(name, 0)) for name in COUNTERS},
+            asana=json.loads(raw.get("asana") or "{}"),
+            problem=raw.get("problem") or None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's `webhooks list --json` object."""
+        return {
+            "gid": self.webhook_gid,
+            "resource": {
+                "gid": self.resource_gid,
+                "resource_type": self.resource_type,
+                "name": self.resource_name,
+            },
+            "target": self.target_url,
+            "target_id": self.target_id,
+            "filters": self.filters,
+            "state": self.state,
+            "created_at": self.created_at,
+        }
+
+    def to_status_json(self) -> dict[str, Any]:
+        """The contract's `webhooks status --json` object: ours plus Asana's delivery fields."""
+        status = self.to_json()
+        for name in ASANA_STATUS_FIELDS:
+            status[name] = self.asana.get(name)
+        status["last_delivery_at"] = self.last_delivery_at
+        status["last_heartbeat_at"] = self.last_heartbeat_at
+        status.update(self.counters)
+        status["problem"] = self.problem
+        return status
+
+
+class Registry:
+    """Reads and writes registrations. ``box`` is needed only to touch secrets."""
+
+    def __init__(self, connection: redis.Redis, box: SecretBox | None = None) -> None:
+        self._redis = connection
+        self._box = box
+        self._accept = connection.register_script(_ACCEPT_HANDSHAKE)
+
+    # Registration lifecycle -------------------------------------------------------------
+
+    def begin(
+        self,
+        *,
+        target_id: str,
+        resource_gid: str,
+        target_url: str,
+        filters: list[dict[str, Any]],
+        resource_type: str = "",
+        resource_name: str = "",
+        replace_secret: bool = False,
+    ) -> None:
+        """Open the handshake window for a registration we are about to ask Asana for."""
+        pipe = self._redis.pipeline()
+        pipe.hset(
+            keys.target(target_id),
+            mapping={
+                "resource_gid": resource_gid,
+                "resource_type": resource_type,
+                "resource_name": resource_name,
+                "target_url": target_url,
+                "filters": json.dumps(filters),
+            },
+        )
+        pipe.hsetnx(keys.target(target_id), "created_at", now_iso())
+        pipe.hsetnx(keys.target(target_id), "state", "pending")
+        pipe.sadd(keys.TARGETS, target_id)
+        pipe.set(
+            keys.pending(target_id),
+            "replace" if replace_secret else "new",
+            ex=PENDING_TTL_SECONDS,
+        )
+        pipe.execute()
+
+    def accept_handshake(self, target_id: str, secret: str) -> bool:
+        """Store the secret if a registration is pending for this target; else change nothing."""
+        box = self._require_box()
+        accepted = self._accept(
+            keys=[keys.pending(target_id), keys.target(target_id)],
+            args=[box.encrypt(secret), now_iso()],
+        )
+        return bool(accepted)
+
+    def confirm(self, target_id: str, *, webhook_gid: str, asana_secret: str) -> bool:
+        """Compare Asana's 201 secret with the one the handshake stored; mark active if equal."""
+        stored = self.secret(target_id)
+        if stored is None or not secrets_equal(stored, asana_secret):
+            return False
+        pipe = self._redis.pipeline()
+        pipe.hset(
+            keys.target(target_id),
+            mapping={"webhook_gid": webhook_gid, "state": "active", "confirmed_at": now_iso()},
+        )
+        pipe.hdel(keys.target(target_id), "problem")
+        pipe.hset(keys.WEBHOOK_TARGETS, webhook_gid, target_id)
+        pipe.execute()
+        return True
+
+    def forget(self, target_id: str) -> None:
+        """Remove a registration entirely (a failed or refused create)."""
+        registration = self.get(target_id)
+        pipe = self._redis.pipeline()
+        pipe.delete(keys.target(target_id), keys.pending(target_id))
+        pipe.srem(keys.TARGETS, target_id)
+        if registration and registration.webhook_gid:
+            pipe.hdel(keys.WEBHOOK_TARGETS, registration.webhook_gid)
+        pipe.execute()
+
+    def set_state(self, target_id: str, state: State, *, problem: str | None = None) -> None:
+        pipe = self._redis.pipeline()
+        pipe.hset(keys.target(target_id), mapping={"state": state, "state_at": now_iso()})
+        if problem:
+            pipe.hset(keys.target(target_id), "problem", problem)
+        else:
+            pipe.hdel(keys.target(target_id), "problem")
+        pipe.execute()
+
+    def replace_webhook(self, target_id: str, *, old_gid: str | None, new_gid: str) -> None:
+        pipe = self._redis.pipeline()
+        if old_gid:
+            pipe.hdel(keys.WEBHOOK_TARGETS, old_gid)
+        pipe.hset(keys.WEBHOOK_TARGETS, new_gid, target_id)
+        pipe.hset(keys.target(target_id), "webhook_gid", new_gid)
+        pipe.execute()
+
+    def describe_resource(
+        self, target_id: str, *, resource_type: str, resource_name: str, created_at: str
+    ) -> None:
+        pipe = self._redis.pipeline()
+        pipe.hset(
+            keys.target(target_id),
+            mapping={"resource_type": resource_type, "resource_name": resource_name},
+        )
+        if created_at:
+            pipe.hset(keys.target(target_id), "created_at", created_at)
+        pipe.execute()
+
+    def store_asana_status(self, target_id: str, webhook: dict[str, Any]) -> None:
+        status = {name: webhook.get(name) for name in ASANA_STATUS_FIELDS}
+        self._redis.hset(
+            keys.target(target_id),
+            mapping={"asana": json.dumps(status), "asana_checked_at": now_iso()},
+        )
+
+    # Reads --------------------------------------------------------------------------------
+
+    def get(self, target_id: str) -> Registration | None:
+        raw = self._redis.hgetall(keys.target(target_id))
+        if not raw:
+            return None
+        return Registration.from_hash(target_id, _decode(raw))
+
+    def by_webhook(self, webhook_gid: str) -> Registration | None:
+        target_id = self._redis.hget(keys.WEBHOOK_TARGETS, webhook_gid)
+        if target_id is None:
+            return None
+        return self.get(_text(target_id))
+
+    def all(self) -> list[Registration]:
+        target_ids = sorted(_text(t) for t in self._redis.smembers(keys.TARGETS))
+        pipe = self._redis.pipeline()
+        for target_id in target_ids:
+            pipe.hgetall(keys.target(target_id))
+        found = []
+        for target_id, raw in zip(target_ids, pipe.execute(), strict=True):
+            if raw:
+                found.append(Registration.from_hash(target_id, _decode(raw)))
+        return sorted(found, key=lambda r: (r.created_at or "", r.target_id))
+
+    def secret(self, target_id: str) -> str | None:
+        token = self._redis.hget(keys.target(target_id), "secret")
+        if token is None:
+            return None
+        return self._require_box().decrypt(_text(token))
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret under the first key; returns how many."""
+        box = self._require_box()
+        rotated = 0
+        for target_id in sorted(_text(t) for t in self._redis.smembers(keys.TARGETS)):
+            token = self._redis.hget(keys.target(target_id), "secret")
+            if token is not None:
+                self._redis.hset(keys.target(target_id), "secret", box.rotate(_text(token)))
+                rotated += 1
+        return rotated
+
+    def _require_box(self) -> SecretBox:
+        if self._box is None:
+            raise RuntimeError("this Registry was built without encryption keys")
+        return self._box
+
+
+def _state(value: str) -> State:
+    for state in STATES:
+        if state == value:
+            return state
+    return "pending"
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}

@@ -1,0 +1,245 @@
+"""Settings read once from the environment into one frozen object. No I/O beyond the mapping.
+
+Every process builds ``Settings.from_environ(os.environ)`` at start; a missing or malformed
+value raises ``SettingsError`` naming the variable, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_API_URL = "https://app.asana.com/api/1.0"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class SettingsError(Exception):
+    """A configuration variable is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process of ours reads from its environment."""
+
+    asana_access_token: Secret | None = None
+    asana_api_url: str = DEFAULT_API_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_url_is_set: bool = False
+    public_url: str | None = None
+    encryption_keys: tuple[Secret, ...] = ()
+    operator_token: Secret | None = None
+    debounce_seconds: float = 2.0
+    max_delay_seconds: float = 15.0
+    poll_interval_seconds: float = 300.0
+    rate_limit_per_minute: int = 1500
+    max_concurrent_reads: int = 50
+    auto_recreate: bool = True
+    max_body_bytes: int = 10 * 1024 * 1024
+    handlers: tuple[str, ...] = ()
+    forward_url: str | None = None
+    forward_secret: Secret | None = None
+    stream_maxlen: int = 100_000
+    late_event_seconds: float = 600.0
+    heartbeat_timeout_seconds: float = 9 * 3600.0
+    opt_fields: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and check every variable; raise SettingsError naming the first bad one."""
+        env = _Reader(environ)
+        debounce = env.positive_float("HOOKS_DEBOUNCE_SECONDS", 2.0)
+        max_delay = env.positive_float("HOOKS_MAX_DELAY_SECONDS", 15.0)
+        if max_delay < debounce:
+            raise SettingsError(
+                "HOOKS_MAX_DELAY_SECONDS",
+                f"must be at least HOOKS_DEBOUNCE_SECONDS ({debounce:g}), got {max_delay:g}",
+            )
+        return cls(
+            asana_access_token=env.secret("ASANA_ACCESS_TOKEN"),
+            asana_api_url=env.url("ASANA_API_URL", DEFAULT_API_URL).rstrip("/"),
+            redis_url=env.redis_url("REDIS_URL"),
+            redis_url_is_set=bool(environ.get("REDIS_URL", "").strip()),
+            public_url=env.optional_url("HOOKS_PUBLIC_URL"),
+            encryption_keys=env.fernet_keys("HOOKS_ENCRYPTION_KEY"),
+            operator_token=env.secret("HOOKS_OPERATOR_TOKEN"),
+            debounce_seconds=debounce,
+            max_delay_seconds=max_delay,
+            poll_interval_seconds=env.positive_float("HOOKS_POLL_INTERVAL_SECONDS", 300.0),
+            rate_limit_per_minute=env.positive_int("ASANA_RATE_LIMIT_PER_MINUTE", 1500),
+            max_concurrent_reads=env.positive_int("ASANA_MAX_CONCURRENT_READS", 50),
+            auto_recreate=env.boolean("HOOKS_AUTO_RECREATE", True),
+            max_body_bytes=env.positive_int("HOOKS_MAX_BODY_BYTES", 10 * 1024 * 1024),
+            handlers=env.handler_list("HOOKS_HANDLERS"),
+            forward_url=env.optional_url("HOOKS_FORWARD_URL"),
+            forward_secret=env.secret("HOOKS_FORWARD_SECRET"),
+            stream_maxlen=env.positive_int("HOOKS_STREAM_MAXLEN", 100_000),
+            late_event_seconds=env.positive_float("HOOKS_LATE_EVENT_SECONDS", 600.0),
+            heartbeat_timeout_seconds=env.positive_float(
+                "HOOKS_HEARTBEAT_TIMEOUT_SECONDS", 9 * 3600.0
+            ),
+            opt_fields=env.opt_fields("HOOKS_OPT_FIELDS_"),
+        )
+
+    def require_token(self) -> Secret:
+        if self.asana_access_token is None:
+            raise SettingsError(
+                "ASANA_ACCESS_TOKEN",
+                "is not set; create a personal access token in Asana "
+                "(My settings > Apps > Developer apps) and export it",
+            )
+        return self.asana_access_token
+
+    def require_public_url(self) -> str:
+        if self.public_url is None:
+            raise SettingsError(
+                "HOOKS_PUBLIC_URL",
+                "is not set; export the https URL that reaches this receiver "
+                "(for example the one `ngrok http 8000` prints)",
+            )
+        return self.public_url
+
+    def require_encryption_keys(self) -> tuple[Secret, ...]:
+        if not self.encryption_keys:
+            raise SettingsError(
+                "HOOKS_ENCRYPTION_KEY",
+                "is not set; run `asana-hooks keys generate` and export the key it prints",
+            )
+        return self.encryption_keys
+
+
+class _Reader:
+    """Typed reads of one environment mapping; each failure names its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def secret(self, name: str) -> Secret | None:
+        raw = self._raw(name)
+        return Secret(raw) if raw is not None else None
+
+    def positive_float(self, name: str, default: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a number of seconds, got {raw!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise SettingsError(name, f"must be greater than 0, got {raw!r}")
+        return value
+
+    def positive_int(self, name: str, default: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a whole number, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(name, f"must be greater than 0, got {raw!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+    def url(self, name: str, default: str) -> str:
+        return self.optional_url(name) or default
+
+    def optional_url(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(name, f"must be an http(s) URL, got {raw!r}")
+        return raw.rstrip("/")
+
+    def redis_url(self, name: str) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return DEFAULT_REDIS_URL
+        if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(name, "must start with redis://, rediss:// or unix://")
+        return raw
+
+    def fernet_keys(self, name: str) -> tuple[Secret, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        from asana_hooks.secretbox import InvalidKey, check_key
+
+        keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+        for position, key in enumerate(keys, start=1):
+            try:
+                check_key(key)
+            except InvalidKey:
+                raise SettingsError(
+                    name,
+                    f"key {position} is not a Fernet key (32 url-safe base64 bytes); "
+                    "run `asana-hooks keys generate` for a new one",
+                ) from None
+        return tuple(Secret(key) for key in keys)
+
+    def handler_list(self, name: str) -> tuple[str, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        specs = tuple(part.strip() for part in raw.split(",") if part.strip())
+        for spec in specs:
+            module, _, function = spec.partition(":")
+            if not module or not function:
+                raise SettingsError(name, f"each handler must look like pkg.mod:func, got {spec!r}")
+        return specs
+
+    def opt_fields(self, prefix: str) -> dict[str, str]:
+        """HOOKS_OPT_FIELDS_TASK=name,notes overrides the fields fetched for tasks."""
+        found: dict[str, str] = {}
+        for name, value in self._environ.items():
+            if name.startswith(prefix) and value.strip():
+                found[name[len(prefix) :].lower()] = value.strip()
+        return found

@@ -1,0 +1,60 @@
+"""Fixtures: one real Redis-protocol server per session, flushed around each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from asana_hooks.redis_server import EmbeddedRedis
+from asana_hooks.secretbox import generate_key
+from asana_hooks.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    if not redis_server.running:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    if not redis_server.running:
+        redis_server.start()
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def environ(redis_url: str, encryption_key: str) -> dict[str, str]:
+    """A complete environment for our processes; tests add to it."""
+    return {
+        "REDIS_URL": redis_url,
+        "HOOKS_ENCRYPTION_KEY": encryption_key,
+        "ASANA_ACCESS_TOKEN": "test-token",
+        "HOOKS_DEBOUNCE_SECONDS": "0.3",
+        "HOOKS_MAX_DELAY_SECONDS": "2",
+    }
+
+
+@pytest.fixture
+def settings(environ: dict[str, str]) -> Settings:
+    return Settings.from_environ(environ)

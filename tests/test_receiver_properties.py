@@ -1,0 +1,108 @@
+"""Property: whatever a client sends, the receiver never answers 5xx while Redis is up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asana_hooks import keys
+from asana_hooks.registry import Registry
+from asana_hooks.secretbox import SecretBox
+from asana_hooks.settings import Settings
+from receiver.app import create_app
+from receiver.signatures import sign
+from tests.helpers import serve_in_thread
+
+SECRET = "s3cret" * 8
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+event_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "action": st.sampled_from(["changed", "added", "removed", "deleted", "", 3]) | json_values,
+        "created_at": st.sampled_from(["2026-11-23T10:00:00.123Z", "yesterday", ""]) | json_values,
+        "resource": st.fixed_dictionaries(
+            {}, optional={"gid": st.text(max_size=70) | json_values, "resource_type": json_values}
+        )
+        | json_values,
+        "user": json_values,
+        "parent": json_values,
+        "change": json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.lists(event_like, max_size=5).map(lambda events: json.dumps({"events": events}).encode()),
+)
+header_values = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80
+).map(str.strip)
+
+
+@pytest.fixture(scope="module")
+def receiver(redis_server: object) -> Iterator[tuple[httpx.Client, redis.Redis]]:
+    from asana_hooks.redis_server import EmbeddedRedis
+    from asana_hooks.secretbox import generate_key
+
+    assert isinstance(redis_server, EmbeddedRedis)
+    key = generate_key()
+    settings_ = Settings.from_environ({"REDIS_URL": redis_server.url, "HOOKS_ENCRYPTION_KEY": key})
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    registry = Registry(client, SecretBox(settings_.encryption_keys))
+    registry.begin(target_id="fuzz", resource_gid="1", target_url="https://x/fuzz", filters=[])
+    with serve_in_thread(create_app(settings_)) as url:
+        httpx.post(f"{url}/hooks/asana/fuzz", headers={"X-Hook-Secret": SECRET})
+        registry.confirm("fuzz", webhook_gid="77", asana_secret=SECRET)
+        with httpx.Client(base_url=url, timeout=10) as http:
+            yield http, client
+    client.flushall()
+    client.close()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=bodies,
+    signed=st.booleans(),
+    target=st.sampled_from(["fuzz", "nobody", "a" * 65, "%2e%2e", "fuzz%00"]),
+    extra=st.dictionaries(
+        st.sampled_from(["X-Hook-Secret", "X-Hook-Signature", "Content-Type", "Content-Encoding"]),
+        header_values,
+        max_size=2,
+    ),
+)
+def test_never_5xx_and_nothing_unverified_is_enqueued(
+    receiver: tuple[httpx.Client, redis.Redis],
+    body: bytes,
+    signed: bool,
+    target: str,
+    extra: dict[str, str],
+) -> None:
+    """Any body, any headers: a 2xx or a 4xx; a job only for a signed, well-formed delivery."""
+    http, client = receiver
+    headers = dict(extra)
+    if signed:
+        headers["X-Hook-Signature"] = sign(body, SECRET)
+    queued_before = client.llen("rq:queue:" + keys.QUEUE)
+    answer = http.post(f"/hooks/asana/{target}", content=body, headers=headers)
+    assert answer.status_code < 500, answer.text
+    queued_after = client.llen("rq:queue:" + keys.QUEUE)
+    if queued_after > queued_before:
+        assert answer.status_code == 200
+        assert target == "fuzz"
+        assert "X-Hook-Secret" not in headers
+        assert headers.get("X-Hook-Signature") == sign(body, SECRET)
