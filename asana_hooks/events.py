@@ -100,6 +100,23 @@ class Event:
 _VALUE_KEYS = ("new_value", "added_value", "removed_value")
 
 
+def delivery_events(payload: object) -> list[Any]:
+    """The receiver's check of a delivery body: an object whose ``events`` is a list of objects.
+
+    Each event's fields are checked by the workers (``parse_event``), which set aside an
+    event Asana signed but that does not parse, rather than have Asana retry it for a day.
+    """
+    if not isinstance(payload, dict):
+        raise MalformedEvent('the body must be a JSON object {"events": [...]}')
+    events = payload.get("events")
+    if not isinstance(events, list):
+        raise MalformedEvent('the body must hold a list under "events"')
+    for index, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("resource"), dict):
+            raise MalformedEvent("an event must be an object with a resource object", index=index)
+    return events
+
+
 def parse_events(payload: object) -> list[Event]:
     """Parse a delivery body's decoded JSON: an object with one list ``events``."""
     if not isinstance(payload, Mapping):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging.config
+import os
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str | None = None) -> None:
+    """Apply our format; the level comes from HOOKS_LOG_LEVEL (default INFO)."""
+    level = (level or os.environ.get("HOOKS_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = "INFO"
     logging.config.dictConfig(
         {
             "version": 1,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -29,6 +31,19 @@ def connect(
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
         max_connections=max_connections,
+    )
+
+
+def connect_async(
+    url: str, *, socket_timeout: float = 1.0, connect_timeout: float = 0.5
+) -> aioredis.Redis:
+    """The asyncio twin of ``connect``, for the receiver's hot path."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+        health_check_interval=30,
     )
 
 

@@ -1,6 +1,7 @@
-"""The receiver's decisions for one request to /hooks/asana/{target_id}. Synchronous I/O edge.
+"""The receiver's decisions for one request to /hooks/asana/{target_id}. I/O edge.
 
-Runs in Starlette's thread pool: redis-py and RQ are blocking. Each method returns an
+Deliveries run on the event loop (redis.asyncio, group-committed through ``Inbox``); the
+rare handshake runs the synchronous registry in the thread pool. Each method returns an
 ``Answer``; nothing here raises for anything a client sent. Redis errors propagate to the
 app, which answers 503 so that Asana retries.
 """
@@ -11,19 +12,22 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-import redis
-from rq import Queue
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
 
-from asana_hooks import keys
-from asana_hooks.events import MalformedEvent, delivery_digest, parse_events
-from asana_hooks.queueing import enqueue_events
-from asana_hooks.registry import Registry, now_iso
+from asana_hooks import keys, rqwire
+from asana_hooks.events import MalformedEvent, delivery_digest, delivery_events, format_timestamp
+from asana_hooks.registry import Registry
+from receiver.inbox import Inbox
 from receiver.signatures import signature_matches
 from receiver.targets import TargetLookup
 
 TARGET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 GONE_STATES = frozenset({"retired", "deleted"})
+NO_PENDING = "no registration is pending for this target"
 
 
 @dataclass(frozen=True)
@@ -36,80 +40,76 @@ class Answer:
 
 class DeliveryDesk:
     def __init__(
-        self, connection: redis.Redis, queue: Queue, registry: Registry, targets: TargetLookup
+        self, client: aioredis.Redis, registry: Registry, targets: TargetLookup, inbox: Inbox
     ) -> None:
-        self._redis = connection
-        self._queue = queue
+        self._client = client
         self._registry = registry
         self._targets = targets
+        self._inbox = inbox
 
-    def handshake(self, target_id: str, secret: str) -> Answer:
+    async def handshake(self, target_id: str, secret: str) -> Answer:
         """Accept only while a registration we started for this target is pending."""
         if not TARGET_ID.match(target_id) or not secret or len(secret) > 256:
-            return self._count(Answer(403, "no registration is pending for this target"))
-        if not self._registry.accept_handshake(target_id, secret):
-            return self._count(Answer(403, "no registration is pending for this target"))
-        return self._count(Answer(200, headers={"X-Hook-Secret": secret}))
+            return await self._refuse(Answer(403, NO_PENDING))
+        if not await run_in_threadpool(self._registry.accept_handshake, target_id, secret):
+            return await self._refuse(Answer(403, NO_PENDING))
+        return await self._refuse(Answer(200, headers={"X-Hook-Secret": secret}))
 
-    def delivery(self, target_id: str, body: bytes, signature: str | None) -> Answer:
+    async def delivery(self, target_id: str, body: bytes, signature: str | None) -> Answer:
         if not TARGET_ID.match(target_id):
-            return self._count(Answer(404, "unknown target"))
-        target = self._targets.get(target_id)
+            return await self._refuse(Answer(404, "unknown target"))
+        target = await self._targets.get(target_id)
         if target is None:
-            return self._count(Answer(404, "unknown target"))
+            return await self._refuse(Answer(404, "unknown target"))
         if target.state in GONE_STATES:
-            return self._count(Answer(410, "this webhook is retired"))
+            return await self._refuse(Answer(410, "this webhook is retired"))
         if target.secret is None:
-            return self._count(Answer(404, "this target has no confirmed webhook"))
+            return await self._refuse(Answer(404, "this target has no confirmed webhook"))
         if not signature_matches(body, signature, target.secret):
-            target = self._targets.get(target_id, fresh=True)
+            target = await self._targets.get(target_id, fresh=True)
             if target is None or target.secret is None:
-                return self._count(Answer(404, "unknown target"))
+                return await self._refuse(Answer(404, "unknown target"))
             if not signature_matches(body, signature, target.secret):
-                return self._count(Answer(401, "missing or invalid X-Hook-Signature"))
+                return await self._refuse(Answer(401, "missing or invalid X-Hook-Signature"))
         try:
-            payload = json.loads(body)
-            events = parse_events(payload)
+            events = delivery_events(json.loads(body.decode("utf-8")))
         except (ValueError, RecursionError) as exc:
-            detail = str(exc) if isinstance(exc, MalformedEvent) else "the body is not JSON"
-            return self._count(Answer(400, detail))
+            detail = str(exc) if isinstance(exc, MalformedEvent) else "the body is not UTF-8 JSON"
+            return await self._refuse(Answer(400, detail))
         if not events:
-            return self._heartbeat(target_id)
-        return self._enqueue(target_id, target.webhook_gid, payload["events"], body)
-
-    def _heartbeat(self, target_id: str) -> Answer:
-        pipe = self._redis.pipeline(transaction=False)
-        now = now_iso()
-        pipe.hset(keys.target(target_id), mapping={"last_heartbeat_at": now})
-        pipe.hincrby(keys.target(target_id), "heartbeats", 1)
-        pipe.hincrby(keys.STATS, "http:200", 1)
-        pipe.execute()
-        return Answer(200)
-
-    def _enqueue(
-        self, target_id: str, webhook_gid: str | None, events: list[object], body: bytes
-    ) -> Answer:
-        now = now_iso()
-        pipe = self._redis.pipeline(transaction=True)
-        enqueue_events(
-            self._queue,
-            target_id=target_id,
-            webhook_gid=webhook_gid,
-            source="webhook",
-            events=events,
-            digest=delivery_digest(body),
-            received_at=now,
-            pipeline=pipe,
-        )
-        pipe.hset(keys.target(target_id), "last_delivery_at", now)
-        pipe.hincrby(keys.target(target_id), "deliveries", 1)
-        pipe.hincrby(keys.target(target_id), "events", len(events))
-        pipe.hincrby(keys.STATS, "http:200", 1)
-        pipe.execute()
+            await self._heartbeat(target_id)
+            return Answer(200)
+        await self._enqueue(target_id, target.webhook_gid, len(events), body)
         return Answer(200, events=len(events))
 
-    def _count(self, answer: Answer) -> Answer:
-        """Record refusals by status code (best effort: counting never changes the answer)."""
-        with contextlib.suppress(redis.RedisError):
-            self._redis.hincrby(keys.STATS, f"http:{answer.status}", 1)
+    async def _heartbeat(self, target_id: str) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(keys.target(target_id), "last_heartbeat_at", format_timestamp(_now()))
+        pipe.hincrby(keys.target(target_id), "heartbeats", 1)
+        pipe.hincrby(keys.STATS, "http:200", 1)
+        await pipe.execute()
+
+    async def _enqueue(
+        self, target_id: str, webhook_gid: str | None, events: int, body: bytes
+    ) -> None:
+        rq_stamp = rqwire.rq_timestamp(_now())
+        kwargs = rqwire.delivery_kwargs(
+            target_id=target_id,
+            webhook_gid=webhook_gid,
+            digest=delivery_digest(body),
+            received_at=rq_stamp[:23] + "Z",
+            body=body,
+        )
+        await self._inbox.put(
+            rqwire.frame(kwargs, target_id=target_id, events=events, rq_stamp=rq_stamp)
+        )
+
+    async def _refuse(self, answer: Answer) -> Answer:
+        """Count answers other than deliveries (best effort: never changes the answer)."""
+        with contextlib.suppress(RedisError):
+            await self._client.hincrby(keys.STATS, f"http:{answer.status}", 1)
         return answer
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import redis
+import redis.asyncio as aioredis
 
 from asana_hooks import keys
 from asana_hooks.redis_conn import text
 from asana_hooks.secretbox import SecretBox
 
 CACHE_SECONDS = 1.0
+MAX_CACHED = 10_000
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,16 @@ class Target:
 
 
 class TargetLookup:
-    def __init__(self, connection: redis.Redis, box: SecretBox) -> None:
-        self._redis = connection
+    def __init__(self, client: aioredis.Redis, box: SecretBox) -> None:
+        self._client = client
         self._box = box
         self._cache: dict[str, Target] = {}
 
-    def get(self, target_id: str, *, fresh: bool = False) -> Target | None:
+    async def get(self, target_id: str, *, fresh: bool = False) -> Target | None:
         cached = self._cache.get(target_id)
         if cached and not fresh and time.monotonic() - cached.fetched_at < CACHE_SECONDS:
             return cached
-        state, token, webhook_gid = self._redis.hmget(
+        state, token, webhook_gid = await self._client.hmget(
             keys.target(target_id), ["state", "secret", "webhook_gid"]
         )
         if state is None:
@@ -52,7 +53,7 @@ class TargetLookup:
             webhook_gid=text(webhook_gid) if webhook_gid else None,
             fetched_at=time.monotonic(),
         )
-        if len(self._cache) > 10_000:
+        if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
         self._cache[target_id] = target
         return target

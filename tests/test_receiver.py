@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
-from asana_hooks.queueing import make_queue
+from asana_hooks.queueing import FAILURE_TTL_SECONDS, JOB_RETRY, make_queue
 from asana_hooks.redis_conn import text
 from asana_hooks.redis_server import EmbeddedRedis
 from asana_hooks.registry import Registry
@@ -143,17 +144,17 @@ class TestDelivery:
         assert answer.status_code == 200
         jobs = queued_jobs(redis_client)
         assert len(jobs) == 1
-        assert jobs[0]["events"] == json.loads(body)["events"]
+        assert jobs[0]["delivery"] == json.loads(body)
         assert jobs[0]["webhook_gid"] == "9001"
         assert jobs[0]["source"] == "webhook"
         assert isinstance(jobs[0]["digest"], str)
         counters = redis_client.hmget(keys.target(confirmed), ["deliveries", "events"])
         assert counters == [b"1", b"2"]
 
-    def test_job_uses_json_serializer(
+    def test_rq_reads_the_job(
         self, confirmed: str, http: httpx.Client, redis_client: redis.Redis
     ) -> None:
-        """Job data is JSON (no pickle from the network reaches a worker)."""
+        """RQ's own Job.fetch reads the job: JSON serializer, our function, a Retry, TTLs."""
         body = body_of([EVENT])
         http.post(
             f"/hooks/asana/{confirmed}",
@@ -161,10 +162,13 @@ class TestDelivery:
             headers={"X-Hook-Signature": sign(body, SECRET)},
         )
         job_id = text(redis_client.lrange("rq:queue:" + keys.QUEUE, 0, -1)[0])
-        raw = redis_client.hget(f"rq:job:{job_id}", "data")
-        assert isinstance(raw, bytes)
-        func, _instance, _args, _kwargs = json.loads(zlib.decompress(raw))
-        assert func == keys.PROCESS_DELIVERY_JOB
+        job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+        assert job.func_name == keys.PROCESS_DELIVERY_JOB
+        assert job.kwargs["delivery"] == json.loads(body)
+        assert job.get_status() == JobStatus.QUEUED
+        assert job.retries_left == JOB_RETRY.max
+        assert job.failure_ttl == FAILURE_TTL_SECONDS
+        assert job.origin == keys.QUEUE
 
     @pytest.mark.parametrize(
         "signature",
