@@ -89,6 +89,7 @@ class EmbeddedRedis:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C meant for us must not stop Redis before us
         )
         log.close()
         self._wait_ready(timeout)
