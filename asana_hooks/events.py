@@ -216,7 +216,10 @@ def _timestamp(value: object) -> str:
         raise MalformedEvent("created_at must be an ISO 8601 timestamp") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_timestamp(moment)
+    try:
+        return format_timestamp(moment)
+    except (OverflowError, ValueError):
+        raise MalformedEvent("created_at is out of range") from None
 
 
 def format_timestamp(moment: datetime) -> str:
