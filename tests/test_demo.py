@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -59,7 +60,7 @@ class TestDemo:
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
             redis_url = re.search(r"dev redis=(\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
             client = redis.Redis.from_url(redis_url)
-            entries = client.xrange(keys.CHANGES_STREAM)
+            entries: Any = client.xrange(keys.CHANGES_STREAM)
             seen = [
                 (c["resource"]["gid"], c["first_event_at"])
                 for c in (json.loads(fields[b"change"]) for _id, fields in entries)

@@ -1,0 +1,182 @@
+"""One snapshot of the whole system, read from Redis. Synchronous I/O edge (Redis only).
+
+The status page (``/status.json``), ``/metrics`` and `asana-hooks webhooks status` all read
+the counters that receivers, workers and pollers keep in Redis through this module, so the
+numbers are right however many processes of each kind run. Nothing here calls Asana.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Worker
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from asana_hooks import keys
+from asana_hooks.events import format_timestamp
+from asana_hooks.health import assess, seconds_since
+from asana_hooks.queueing import make_queue
+from asana_hooks.ratelimit import Budget
+from asana_hooks.registry import Registration, Registry
+
+RECENT_LIMIT = 20
+"""How many recent changes the snapshot carries."""
+
+FAILED_LIMIT = 10
+"""How many failed jobs the snapshot describes (the count is always complete)."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the dashboard shows; ``to_json`` is the body of ``/status.json``."""
+
+    generated_at: str
+    webhooks: list[dict[str, Any]]
+    stats: dict[str, int]
+    queue: dict[str, int]
+    open_batches: int
+    api: dict[str, Any]
+    recent_changes: list[Any] = field(default_factory=list)
+    failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at,
+            "webhooks": self.webhooks,
+            "stats": self.stats,
+            "queue": self.queue,
+            "open_batches": self.open_batches,
+            "api": self.api,
+            "recent_changes": self.recent_changes,
+            "failed_jobs": self.failed_jobs,
+        }
+
+
+def webhook_statuses(
+    connection: redis.Redis, registrations: list[Registration], *, now: datetime
+) -> list[dict[str, Any]]:
+    """`webhooks status --json` objects, with health and poller lag added."""
+    pipe = connection.pipeline(transaction=False)
+    for registration in registrations:
+        pipe.hgetall(keys.poll_state(registration.resource_gid))
+    polls = pipe.execute()
+    found = []
+    for registration, poll in zip(registrations, polls, strict=True):
+        status = registration.to_status_json()
+        status["poller_lag_seconds"] = poller_lag(_decode(poll), now=now)
+        status.update(assess(status, now=now))
+        found.append(status)
+    return found
+
+
+def poller_lag(poll: dict[str, str], *, now: datetime) -> float | None:
+    """Seconds since the poller last read this resource's events (None: never)."""
+    for name in ("last_good_poll_at",):
+        lag = seconds_since(poll.get(name), now)
+        if lag is not None:
+            return max(0.0, lag)
+    return None
+
+
+def read_stats(connection: redis.Redis) -> dict[str, int]:
+    """The global counters hash, numbers only."""
+    stats: dict[str, int] = {}
+    for name, value in _decode(connection.hgetall(keys.STATS)).items():
+        try:
+            stats[name] = int(float(value))
+        except ValueError:
+            continue
+    return stats
+
+
+def queue_counts(connection: redis.Redis) -> dict[str, int]:
+    queue = make_queue(connection)
+    return {
+        "queued": queue.count,
+        "started": StartedJobRegistry(queue=queue).count,
+        "scheduled": int(connection.zcard(ScheduledJobRegistry.key_template.format(keys.QUEUE))),
+        "failed": FailedJobRegistry(queue=queue).count,
+        "workers": Worker.count(queue=queue),
+    }
+
+
+def api_usage(connection: redis.Redis, *, budget: int) -> dict[str, Any]:
+    """Requests to Asana in the last minute (every process), and any 429 pause."""
+    shared = Budget(connection, budget)
+    paused = shared.paused_until()
+    return {
+        "used_last_minute": shared.used(),
+        "budget_per_minute": budget,
+        "paused_until": (
+            None if paused is None else format_timestamp(datetime.fromtimestamp(paused, UTC))
+        ),
+        "token_rejected": shared.token_rejected(),
+    }
+
+
+def recent_changes(connection: redis.Redis, limit: int = RECENT_LIMIT) -> list[Any]:
+    found: list[Any] = []
+    for raw in connection.lrange(keys.RECENT_CHANGES, 0, limit - 1):
+        try:
+            found.append(json.loads(raw))
+        except ValueError:
+            continue
+    return found
+
+
+def failed_jobs(connection: redis.Redis, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Failed jobs, newest first: what each was, when it failed, its error's last line."""
+    registry = FailedJobRegistry(queue=make_queue(connection))
+    end = -1 if limit is None else limit - 1
+    raw_ids = connection.zrevrange(registry.key, 0, end)
+    job_ids = [_text(j) for j in raw_ids if isinstance(j, bytes | str)]
+    jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
+    return [describe_job(job) for job in jobs if job is not None]
+
+
+def describe_job(job: Job) -> dict[str, Any]:
+    result = job.latest_result()
+    exc_info = (result.exc_string if result is not None else None) or ""
+    lines = [line for line in exc_info.strip().splitlines() if line.strip()]
+    return {
+        "id": job.id,
+        "func_name": job.func_name,
+        "description": job.description,
+        "enqueued_at": _iso(job.enqueued_at),
+        "ended_at": _iso(job.ended_at),
+        "error": lines[-1][:200] if lines else None,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
+
+
+def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
+    """Read everything once (a few round trips; meant for the thread pool)."""
+    now = datetime.now(UTC)
+    registrations = Registry(connection).all()
+    return Overview(
+        generated_at=format_timestamp(now),
+        webhooks=webhook_statuses(connection, registrations, now=now),
+        stats=read_stats(connection),
+        queue=queue_counts(connection),
+        open_batches=int(connection.zcard(keys.OPEN_BATCHES)),
+        api=api_usage(connection, budget=budget),
+        recent_changes=recent_changes(connection),
+        failed_jobs=failed_jobs(connection, limit=FAILED_LIMIT),
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}

@@ -1,0 +1,164 @@
+"""GET /metrics: Prometheus text format, read from the Redis counters at scrape time.
+
+I/O edge (HTTP in, Redis reads in the thread pool). Receivers, workers and pollers count in
+Redis (``keys.STATS`` and each target's hash), so a custom Collector that reads those at
+scrape time is right however many processes of each kind run, and any receiver can answer.
+Same access rule as /status (``operator_auth``). The names are documented in METRICS and in
+README.operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from asana_hooks.health import HEALTH_VALUES, parse_time
+from asana_hooks.overview import Overview, snapshot
+from asana_hooks.settings import Settings
+from receiver.status import is_allowed, refusal
+
+PREFIX = "asana_hooks_"
+
+METRICS: dict[str, str] = {
+    "http_responses_total": "Receiver answers to Asana by HTTP status code (label code).",
+    "events_received_total": "Events taken from webhook deliveries and the Events API.",
+    "events_duplicate_total": "Events dropped as already seen (Asana repeats, webhook + poller).",
+    "events_late_total": "Events that arrived over HOOKS_LATE_EVENT_SECONDS after they happened.",
+    "batches_total": "Batches flushed (one per resource per quiet window).",
+    "changes_emitted_total": "Change entries written to the asana-hooks:changes stream.",
+    "api_requests_total": "Requests to Asana's API by outcome: HTTP status, timeout, unreachable.",
+    "rate_limit_waits_total": "Times a process waited for room in the shared API budget.",
+    "api_budget_used": "Requests to Asana in the last minute, all processes together.",
+    "api_budget_per_minute": "The shared budget, ASANA_RATE_LIMIT_PER_MINUTE.",
+    "api_paused": "1 while a 429's Retry-After pauses every call to Asana.",
+    "api_token_rejected": "1 while Asana rejects ASANA_ACCESS_TOKEN (401).",
+    "queue_jobs": "Jobs on the RQ queue by state: queued, started, scheduled, failed.",
+    "workers": "RQ workers alive on the queue.",
+    "open_batches": "Resources with a batch waiting for its quiet window.",
+    "poller_lag_seconds": "Seconds since the poller last read a webhook's resource's events.",
+    "webhook_health": "1 for the current health of each webhook (label health), else 0.",
+    "webhook_deliveries_total": "Deliveries with events accepted for a webhook.",
+    "webhook_heartbeats_total": "Heartbeats (empty deliveries) accepted for a webhook.",
+    "webhook_events_total": "Events received for a webhook.",
+    "webhook_last_heartbeat_timestamp_seconds": "When the last heartbeat came (Unix time).",
+    "webhook_deletion_timestamp_seconds": "When Asana will delete a failing webhook (Unix time).",
+}
+"""Every metric we export (without the asana_hooks_ prefix) and what it means."""
+
+_STAT_COUNTERS = {
+    "events_received_total": "events",
+    "events_duplicate_total": "duplicates",
+    "events_late_total": "late",
+    "batches_total": "batches",
+    "changes_emitted_total": "changes",
+    "rate_limit_waits_total": "rate_limit_waits",
+}
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/metrics", metrics, methods=["GET"])]
+
+
+async def metrics(request: Request) -> Response:
+    if not is_allowed(request):
+        return refusal(request, html=False)
+    connection: redis.Redis = request.state.redis
+    settings: Settings = request.state.settings
+    body = await run_in_threadpool(render, connection, budget=settings.rate_limit_per_minute)
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def render(connection: redis.Redis, *, budget: int) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(connection, budget=budget))
+    return generate_latest(registry)
+
+
+class RedisCollector(Collector):
+    """Reads one snapshot per scrape and turns it into metric families."""
+
+    def __init__(self, connection: redis.Redis, *, budget: int) -> None:
+        self._redis = connection
+        self._budget = budget
+
+    def collect(self) -> Iterator[Metric]:
+        view = snapshot(self._redis, budget=self._budget)
+        yield from _stat_metrics(view.stats)
+        yield from _system_metrics(view)
+        yield from _webhook_metrics(view.webhooks)
+
+
+def _counter(name: str, labels: list[str] | None = None) -> CounterMetricFamily:
+    return CounterMetricFamily(PREFIX + name.removesuffix("_total"), METRICS[name], labels=labels)
+
+
+def _gauge(
+    name: str, value: float | None = None, labels: list[str] | None = None
+) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, METRICS[name], value=value, labels=labels)
+
+
+def _stat_metrics(stats: dict[str, int]) -> Iterator[Metric]:
+    http = _counter("http_responses_total", ["code"])
+    api = _counter("api_requests_total", ["status"])
+    for field, value in sorted(stats.items()):
+        kind, _, label = field.partition(":")
+        if kind == "http" and label:
+            http.add_metric([label], value)
+        elif kind == "api" and label:
+            api.add_metric([label], value)
+    yield http
+    yield api
+    for name, field in _STAT_COUNTERS.items():
+        family = _counter(name)
+        family.add_metric([], stats.get(field, 0))
+        yield family
+
+
+def _system_metrics(view: Overview) -> Iterator[Metric]:
+    queue = _gauge("queue_jobs", labels=["state"])
+    for state in ("queued", "started", "scheduled", "failed"):
+        queue.add_metric([state], view.queue.get(state, 0))
+    yield queue
+    yield _gauge("workers", view.queue.get("workers", 0))
+    yield _gauge("open_batches", view.open_batches)
+    yield _gauge("api_budget_used", view.api["used_last_minute"])
+    yield _gauge("api_budget_per_minute", view.api["budget_per_minute"])
+    yield _gauge("api_paused", 1 if view.api["paused_until"] else 0)
+    yield _gauge("api_token_rejected", 1 if view.api["token_rejected"] else 0)
+
+
+def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
+    labels = ["webhook", "resource"]
+    lag = _gauge("poller_lag_seconds", labels=labels)
+    health = _gauge("webhook_health", labels=[*labels, "health"])
+    deliveries = _counter("webhook_deliveries_total", labels)
+    heartbeats = _counter("webhook_heartbeats_total", labels)
+    events = _counter("webhook_events_total", labels)
+    last_heartbeat = _gauge("webhook_last_heartbeat_timestamp_seconds", labels=labels)
+    deletion = _gauge("webhook_deletion_timestamp_seconds", labels=labels)
+    for webhook in webhooks:
+        values = [webhook.get("gid") or webhook["target_id"], webhook["resource"]["gid"]]
+        for value in HEALTH_VALUES:
+            health.add_metric([*values, value], 1 if webhook["health"] == value else 0)
+        deliveries.add_metric(values, webhook.get("deliveries", 0))
+        heartbeats.add_metric(values, webhook.get("heartbeats", 0))
+        events.add_metric(values, webhook.get("events", 0))
+        if webhook.get("poller_lag_seconds") is not None:
+            lag.add_metric(values, webhook["poller_lag_seconds"])
+        heard = parse_time(webhook.get("last_heartbeat_at"))
+        if heard is not None:
+            last_heartbeat.add_metric(values, heard.timestamp())
+        deletes = parse_time(webhook.get("failure_deletion_timestamp"))
+        if deletes is not None:
+            deletion.add_metric(values, deletes.timestamp())
+    yield from (health, deliveries, heartbeats, events, lag, last_heartbeat, deletion)

@@ -1,0 +1,177 @@
+"""The status page in a real headless Chromium while the whole system runs.
+
+Fake Asana, our receiver, a real `asana-hooks worker` process and a webhook created with the
+CLI; after a task changes, Chromium loads /status and the DOM must show the webhook, its
+last heartbeat and the change. The screenshot is kept in tests/artifacts/ (gitignored).
+Skipped only when Chromium is absent outside CI (CI=true makes it a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import redis
+
+from asana_hooks import keys
+from tests.helpers import wait_for
+from tests.operator_system import CLI, System, running_system
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class Rows(HTMLParser):
+    """Collects the status page's rows: tag classes, data-* attributes and cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, object]] = []
+        self._cell: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "tr":
+            self.rows.append({"class": values.get("class", ""), **values, "cells": []})
+        elif tag == "td" and self.rows:
+            self._cell = {"class": values.get("class", ""), "at": values.get("data-at", "")}
+            self._cell["text"] = ""
+            cells = self.rows[-1]["cells"]
+            assert isinstance(cells, list)
+            cells.append(self._cell)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+@pytest.fixture
+def chromium() -> str:
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is required in CI (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium); CI runs this")
+    return found
+
+
+@pytest.fixture
+def system(environ: dict[str, str]) -> Iterator[System]:
+    with running_system(environ) as running:
+        yield running
+
+
+@pytest.fixture
+def worker(system: System) -> Iterator[subprocess.Popen[bytes]]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **system.env}
+    process = subprocess.Popen(
+        [CLI, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def browse(chromium: str, url: str, *, screenshot: Path | None = None) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--window-size=1400,1000",
+        ]
+        if screenshot is not None:
+            done = subprocess.run(
+                [chromium, *flags, f"--screenshot={screenshot}", url],
+                capture_output=True,
+                timeout=90,
+                check=False,
+            )
+            assert screenshot.exists(), done.stderr.decode(errors="replace")[-2000:]
+        dom = subprocess.run(
+            [chromium, *flags, "--dump-dom", url],
+            capture_output=True,
+            timeout=90,
+            check=False,
+        )
+        assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
+        return dom.stdout.decode()
+
+
+@pytest.mark.browser
+def test_status_page_in_chromium(
+    chromium: str,
+    system: System,
+    worker: subprocess.Popen[bytes],
+    redis_client: redis.Redis,
+) -> None:
+    """Chromium shows the webhook, its last heartbeat and a recent change."""
+    created = system.cli("webhooks", "create", "--resource", system.project, "--json")
+    assert created.code == 0, created.stderr
+    webhook_gid = created.json()["gid"]
+    wait_for(
+        lambda: redis_client.hget(keys.target(created.json()["target_id"]), "last_heartbeat_at")
+    )
+
+    world = system.fake.world
+    task = world.add_task("Write the docs", projects=[system.project], by=system.user)
+    world.update_task(task, name="Write the operations docs", by=system.user)
+    try:
+        wait_for(lambda: redis_client.llen(keys.RECENT_CHANGES), timeout=30)
+    except AssertionError:
+        worker.terminate()
+        err = worker.stderr.read().decode()[-3000:] if worker.stderr else ""
+        stats = redis_client.hgetall(keys.STATS)
+        raise AssertionError(f"no change emitted; stats={stats} worker log={err}") from None
+    assert worker.poll() is None, (worker.stderr.read() if worker.stderr else b"").decode()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "status.png"
+    screenshot.unlink(missing_ok=True)
+    dom = browse(chromium, f"{system.receiver_url}/status", screenshot=screenshot)
+
+    parser = Rows()
+    parser.feed(dom)
+    [hook] = [r for r in parser.rows if "webhook" in str(r["class"]).split()]
+    assert hook["data-gid"] == webhook_gid
+    assert hook["data-health"] == "ok"
+    cells = {str(c["class"]): c for c in hook["cells"]}  # type: ignore[attr-defined]
+    assert cells["heartbeat"]["at"]
+    assert cells["heartbeat"]["text"].endswith("ago")
+    changes = [r for r in parser.rows if "change" in str(r["class"]).split()]
+    assert any(r["data-gid"] == task for r in changes), changes
+    updated = re.search(r'<span class="([^"]*)" id="updated">([^<]*)</span>', dom)
+    assert updated is not None
+    assert updated.group(1) == "meta", updated.group(2)
+    assert updated.group(2).startswith("updated ")

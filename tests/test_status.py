@@ -1,0 +1,157 @@
+"""GET /status and /status.json over real HTTP: the data, and who may see it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from asana_hooks import keys
+from asana_hooks.registry import Registry
+from asana_hooks.secretbox import SecretBox
+from asana_hooks.settings import Secret, Settings
+from receiver import operator_auth
+from receiver.app import create_app
+from tests.helpers import serve_in_thread
+
+TOKEN = "operator-token-for-tests"
+
+
+@pytest.fixture
+def registry(redis_client: redis.Redis, settings: Settings) -> Registry:
+    return Registry(redis_client, SecretBox(settings.encryption_keys))
+
+
+def serve(environ: dict[str, str], **extra: str) -> Iterator[str]:
+    with serve_in_thread(create_app(Settings.from_environ({**environ, **extra}))) as url:
+        yield url
+
+
+@pytest.fixture
+def open_url(environ: dict[str, str]) -> Iterator[str]:
+    yield from serve(environ)
+
+
+@pytest.fixture
+def guarded_url(environ: dict[str, str]) -> Iterator[str]:
+    yield from serve(environ, HOOKS_OPERATOR_TOKEN=TOKEN)
+
+
+def register_active(registry: Registry) -> None:
+    registry.begin(
+        target_id="t1",
+        resource_gid="1200",
+        target_url="https://example.test/hooks/asana/t1",
+        filters=[{"resource_type": "task", "action": "changed"}],
+        resource_type="project",
+        resource_name="Launch",
+    )
+    assert registry.accept_handshake("t1", "s3cret")
+    assert registry.confirm("t1", webhook_gid="9001", asana_secret="s3cret")
+
+
+class TestStatusData:
+    """/status.json carries webhooks with health, queue, batches, API budget, changes."""
+
+    def test_snapshot(self, open_url: str, registry: Registry, redis_client: redis.Redis) -> None:
+        """Everything the page shows is in the JSON, read from Redis."""
+        register_active(registry)
+        redis_client.hset(
+            keys.target("t1"), mapping={"last_heartbeat_at": "2030-01-01T00:00:00.000Z"}
+        )
+        redis_client.hset(keys.STATS, mapping={"api:429": 2, "events": 7, "duplicates": 3})
+        redis_client.zadd(keys.OPEN_BATCHES, {"1201": 1.0})
+        redis_client.lpush(
+            keys.RECENT_CHANGES, '{"resource": {"gid": "1201", "resource_type": "task"}}'
+        )
+        answer = httpx.get(f"{open_url}/status.json", timeout=5)
+        assert answer.status_code == 200
+        data = answer.json()
+        [webhook] = data["webhooks"]
+        assert webhook["gid"] == "9001"
+        assert webhook["health"] == "ok"
+        assert webhook["last_heartbeat_at"] == "2030-01-01T00:00:00.000Z"
+        assert data["stats"]["api:429"] == 2
+        assert data["open_batches"] == 1
+        assert data["queue"]["queued"] == 0
+        assert data["api"]["budget_per_minute"] == 1500
+        assert data["recent_changes"][0]["resource"]["gid"] == "1201"
+        assert data["failed_jobs"] == []
+
+    def test_page_is_self_contained(self, open_url: str, registry: Registry) -> None:
+        """The HTML embeds its data and script, loads nothing from elsewhere, sets a CSP."""
+        register_active(registry)
+        answer = httpx.get(f"{open_url}/status", timeout=5)
+        assert answer.status_code == 200
+        assert "9001" in answer.text
+        assert "http://" not in answer.text.replace(open_url, "")
+        assert "https://" not in answer.text.replace("https://example.test", "")
+        assert "script-src 'nonce-" in answer.headers["content-security-policy"]
+
+    def test_names_cannot_close_the_script(self, open_url: str, registry: Registry) -> None:
+        """A resource name with </script> stays inside the embedded JSON."""
+        register_active(registry)
+        registry.describe_resource(
+            "t1", resource_type="project", resource_name="</script><b>x", created_at=""
+        )
+        page = httpx.get(f"{open_url}/status", timeout=5).text
+        assert "</script><b>" not in page
+
+
+class TestAccess:
+    """Loopback only without a token (proxies are not loopback); bearer or cookie with one."""
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            {"X-Forwarded-For": "203.0.113.9"},
+            {"Forwarded": "for=203.0.113.9"},
+            {"X-Real-IP": "203.0.113.9"},
+            {"ngrok-skip-browser-warning": "1"},
+        ],
+    )
+    def test_proxied_loopback_is_refused(self, open_url: str, header: dict[str, str]) -> None:
+        """ngrok connects from 127.0.0.1: a forwarding header means the internet, 403."""
+        for path in ("/status", "/status.json", "/metrics"):
+            answer = httpx.get(f"{open_url}{path}", headers=header, timeout=5)
+            assert answer.status_code == 403, path
+            assert "HOOKS_OPERATOR_TOKEN" in answer.text
+
+    def test_bearer(self, guarded_url: str) -> None:
+        """With a token set, even loopback needs it; a wrong one is 401."""
+        assert httpx.get(f"{guarded_url}/status.json", timeout=5).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert httpx.get(f"{guarded_url}/status.json", headers=wrong, timeout=5).status_code == 401
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(f"{guarded_url}/status.json", headers=right, timeout=5).status_code == 200
+        assert httpx.get(f"{guarded_url}/metrics", headers=right, timeout=5).status_code == 200
+
+    def test_login_form_sets_an_httponly_cookie(self, guarded_url: str) -> None:
+        """The form answers 401 to a wrong token; the right one sets a cookie that works."""
+        with httpx.Client(base_url=guarded_url, timeout=5) as client:
+            page = client.get("/status")
+            assert page.status_code == 401
+            assert 'name="token"' in page.text
+            assert client.post("/status/login", data={"token": "nope"}).status_code == 401
+            login = client.post("/status/login", data={"token": TOKEN})
+            assert login.status_code == 303
+            cookie = login.headers["set-cookie"]
+            assert "HttpOnly" in cookie
+            assert "samesite=strict" in cookie.lower()
+            assert TOKEN not in cookie
+            assert client.get("/status").status_code == 200
+            assert client.get("/status.json").status_code == 200
+
+    def test_loopback_rules(self) -> None:
+        """Loopback addresses only, with no forwarding header."""
+        assert operator_auth.is_loopback("127.0.0.1", {})
+        assert operator_auth.is_loopback("::1", {})
+        assert not operator_auth.is_loopback("10.0.0.5", {})
+        assert not operator_auth.is_loopback("testclient", {})
+        assert not operator_auth.is_loopback(None, {})
+        assert not operator_auth.is_loopback("127.0.0.1", {"x-forwarded-proto": "https"})
+        assert not operator_auth.allowed(
+            Secret(TOKEN), client_host="127.0.0.1", headers={}, cookies={"x": "y"}
+        )
