@@ -63,6 +63,36 @@ OPEN_BATCHES = PREFIX + "open-batches"
 """Sorted set resource_gid -> due time (bounded by resources with an open batch)."""
 
 
+def batch_seq(resource_gid: str) -> str:
+    """Counter numbering the batches of one resource (TTL 48 h, renewed at each batch)."""
+    return f"{PREFIX}batch-seq:{resource_gid}"
+
+
+def closed_batch(batch_id: str) -> str:
+    """Hash: a batch taken by a flush job and not yet emitted (TTL 7 days, deleted at emit)."""
+    return f"{PREFIX}batch-closed:{batch_id}"
+
+
+def batch_emitted(batch_id: str) -> str:
+    """String with a 48 h TTL: the stream entry id of an emitted batch (exactly-once emit)."""
+    return f"{PREFIX}batch-emitted:{batch_id}"
+
+
+def batch_flushing(resource_gid: str) -> str:
+    """String with a 5 min TTL: the batch of this resource being flushed now (keeps order)."""
+    return f"{PREFIX}batch-flushing:{resource_gid}"
+
+
+def flush_tick(second: int) -> str:
+    """String with a 10 min TTL: a flush job is scheduled for this second (one per second)."""
+    return f"{PREFIX}flush-tick:{second}"
+
+
+def flush_owned(job_id: str) -> str:
+    """Set: the batches one flush job closed, for its retry (TTL 7 days, deleted when done)."""
+    return f"{PREFIX}flush-owned:{job_id}"
+
+
 def sync_token(resource_gid: str) -> str:
     """String: the Events API sync token of one resource (TTL 24 h, as Asana's)."""
     return f"{PREFIX}sync:{resource_gid}"

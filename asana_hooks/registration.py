@@ -63,7 +63,10 @@ def register(
         target_id, webhook_gid=webhook_gid, asana_secret=secret
     ):
         _delete_quietly(client, webhook_gid)
-        registry.forget(target_id)
+        if is_new:
+            registry.forget(target_id)
+        else:
+            registry.set_state(target_id, "lost", problem="re-creation refused: secret mismatch")
         raise SecretMismatch(
             f"webhook {webhook_gid}: the secret in Asana's answer differs from the one the "
             "receiver stored; the webhook was deleted again. Someone else may be answering "

@@ -152,12 +152,15 @@ class Registry:
             keys.target(target_id),
             mapping={
                 "resource_gid": resource_gid,
-                "resource_type": resource_type,
-                "resource_name": resource_name,
                 "target_url": target_url,
                 "filters": json.dumps(filters),
             },
         )
+        if resource_type or resource_name:  # a re-creation keeps what Asana told us before
+            pipe.hset(
+                keys.target(target_id),
+                mapping={"resource_type": resource_type, "resource_name": resource_name},
+            )
         pipe.hsetnx(keys.target(target_id), "created_at", now_iso())
         pipe.hsetnx(keys.target(target_id), "state", "pending")
         pipe.sadd(keys.TARGETS, target_id)

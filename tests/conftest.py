@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from asana_hooks.fake_asana import FakeAsana
 from asana_hooks.redis_server import EmbeddedRedis
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
@@ -58,3 +59,27 @@ def environ(redis_url: str, encryption_key: str) -> dict[str, str]:
 @pytest.fixture
 def settings(environ: dict[str, str]) -> Settings:
     return Settings.from_environ(environ)
+
+
+# Workers (workers/, asana_hooks/asana_client.py) -------------------------------------------
+
+
+@pytest.fixture
+def fake_asana() -> Iterator[FakeAsana]:
+    """The fake Asana over real HTTP on 127.0.0.1, Asana's durations scaled down."""
+    with FakeAsana(token="test-token", time_scale=0.001) as fake:
+        yield fake
+
+
+@pytest.fixture
+def worker_environ(environ: dict[str, str], fake_asana: FakeAsana) -> dict[str, str]:
+    """``environ`` pointed at the fake Asana, with a quiet window short enough for tests."""
+    return {**environ, "ASANA_API_URL": fake_asana.api_url}
+
+
+@pytest.fixture
+def worker_settings(worker_environ: dict[str, str]) -> Iterator[Settings]:
+    from workers import runtime
+
+    yield Settings.from_environ(worker_environ)
+    runtime.reset()

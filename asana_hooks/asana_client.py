@@ -1,0 +1,322 @@
+"""The one Asana API client every process uses. I/O edge (HTTP via httpx, Redis budget).
+
+Why our own small httpx client instead of the official SDK: every request must first pass
+the budget shared in Redis by all processes (``ratelimit.Budget``); a 429 must pause every
+process for its ``Retry-After``; a 401 must stop everyone; and the 201 answer to
+``POST /webhooks`` carries ``X-Hook-Secret`` beside ``data``, which the SDK drops unless asked.
+The SDK also hides sync tokens in its event iterator (python-asana #199, #200). Here every
+method returns Asana's full decoded JSON body and errors are ``asana_errors`` exceptions.
+
+Responses are Asana's envelopes: ``{"data": ...}`` (plus ``next_page`` when paginated), or
+``{"errors": [{"message": ...}]}`` with a 4xx/5xx status. See
+../shared/reference/asana-openapi-subset.yaml (``/batch``, ``ErrorResponse``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+import redis
+
+from asana_hooks import keys
+from asana_hooks.asana_errors import (
+    AsanaError,
+    AsanaUnavailable,
+    BadToken,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    SyncTokenExpired,
+)
+from asana_hooks.ratelimit import Budget
+from asana_hooks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_ACTIONS = 10
+"""Asana's /batch takes at most ten actions per request."""
+
+DEFAULT_RETRY_AFTER_SECONDS = 30.0
+"""Pause used when a 429 comes without a readable Retry-After."""
+
+USER_AGENT = "asana-hooks/0.1 (+httpx)"
+
+
+@dataclass(frozen=True)
+class BatchAction:
+    """One action of a ``POST /batch`` request (BatchRequestAction in the spec)."""
+
+    relative_path: str
+    method: str = "get"
+    data: dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+
+    @classmethod
+    def get(cls, relative_path: str, *, fields: list[str] | None = None) -> BatchAction:
+        return cls(relative_path, "get", options={"fields": fields} if fields else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        action: dict[str, Any] = {"relative_path": self.relative_path, "method": self.method}
+        if self.data is not None:
+            action["data"] = self.data
+        if self.options is not None:
+            action["options"] = self.options
+        return action
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One action's answer inside a ``/batch`` response (BatchResponse in the spec)."""
+
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    def error(self, path: str = "") -> AsanaError | None:
+        """The exception this answer would have raised on its own, or None when it is a 2xx."""
+        if self.ok:
+            return None
+        return error_for(self.status_code, self.body, path=path, retry_after=None)
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One answer of ``GET /events``: up to 100 events, the next sync token, and more to come."""
+
+    data: list[dict[str, Any]]
+    sync: str
+    has_more: bool
+
+
+def error_for(status: int, body: object, *, path: str, retry_after: float | None) -> AsanaError:
+    """Map one non-2xx answer to our exception family. Pure."""
+    message = _message(body) or f"HTTP {status}"
+    if status == 400:
+        return InvalidRequest(message, status=status, path=path)
+    if status == 401:
+        return BadToken(
+            f"Asana rejected the access token (401): {message}. Check ASANA_ACCESS_TOKEN.",
+            status=status,
+            path=path,
+        )
+    if status == 402 or status == 403:
+        return Forbidden(message, status=status, path=path)
+    if status == 404:
+        return NotFound(message, status=status, path=path)
+    if status == 412:
+        sync = body.get("sync") if isinstance(body, dict) else None
+        return SyncTokenExpired(message, sync=str(sync or ""), path=path)
+    if status == 429:
+        wait = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+        return RateLimited(message, retry_after=wait, path=path)
+    if status >= 500:
+        return AsanaUnavailable(message, status=status, path=path)
+    return AsanaError(message, status=status, path=path)
+
+
+def _message(body: object) -> str:
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))[:500]
+    return ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+class AsanaClient:
+    """Calls Asana within the shared budget; see the module docstring for why it exists."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: redis.Redis,
+        *,
+        timeout: float = 30.0,
+        max_wait: float = 30.0,
+    ) -> None:
+        token = settings.require_token()
+        self.budget = Budget(
+            connection, settings.rate_limit_per_minute, settings.max_concurrent_reads
+        )
+        self.max_wait = max_wait
+        self._redis = connection
+        self._http = httpx.Client(
+            base_url=settings.asana_api_url + "/",
+            headers={
+                "Authorization": f"Bearer {token.reveal()}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    # The one request path -------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: object = None,
+        read: bool | None = None,
+        cost: int = 1,
+    ) -> dict[str, Any]:
+        """Send one request within the budget; return the decoded body or raise AsanaError."""
+        method = method.upper()
+        is_read = method in ("GET", "HEAD") if read is None else read
+        with self.budget.acquire(cost, read=is_read, max_wait=self.max_wait):
+            try:
+                response = self._http.request(method, path.lstrip("/"), params=params, json=json)
+            except httpx.TimeoutException as exc:
+                self._count("timeout")
+                raise AsanaUnavailable(f"{method} {path} timed out", path=path) from exc
+            except httpx.TransportError as exc:
+                self._count("unreachable")
+                raise AsanaUnavailable(f"{method} {path}: {exc}", path=path) from exc
+        self._count(str(response.status_code))
+        body = self._decode(response)
+        if response.is_success:
+            return body
+        error = error_for(response.status_code, body, path=path, retry_after=_retry_after(response))
+        if isinstance(error, RateLimited):
+            self.budget.pause_for(error.retry_after)
+        elif isinstance(error, BadToken):
+            self.budget.reject_token()
+            log.error("asana.token_rejected path=%s: fix ASANA_ACCESS_TOKEN", path)
+        raise error
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: object) -> dict[str, Any]:
+        return self.request("POST", path, json=json)
+
+    def put(self, path: str, json: object) -> dict[str, Any]:
+        return self.request("PUT", path, json=json)
+
+    def delete(self, path: str) -> dict[str, Any]:
+        return self.request("DELETE", path)
+
+    # Conveniences built on request --------------------------------------------------------
+
+    def paginate(
+        self, path: str, params: dict[str, str] | None = None, *, limit: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, following ``next_page.offset``."""
+        query = dict(params or {})
+        query["limit"] = str(limit)
+        while True:
+            body = self.get(path, query)
+            yield from body.get("data") or []
+            next_page = body.get("next_page")
+            if not isinstance(next_page, dict) or not next_page.get("offset"):
+                return
+            query["offset"] = str(next_page["offset"])
+
+    def batch(self, actions: list[BatchAction]) -> list[BatchResult]:
+        """Run the actions through ``POST /batch``, ten per request, each counted in the budget.
+
+        A request-level failure (429, 5xx, 401) raises; per-action failures come back as
+        BatchResults with their own status_code.
+        """
+        results: list[BatchResult] = []
+        for start in range(0, len(actions), BATCH_MAX_ACTIONS):
+            chunk = actions[start : start + BATCH_MAX_ACTIONS]
+            read = all(action.method.lower() == "get" for action in chunk)
+            body = self.request(
+                "POST",
+                "/batch",
+                json={"data": {"actions": [action.to_dict() for action in chunk]}},
+                read=read,
+                cost=len(chunk),
+            )
+            answers = body.get("data") or []
+            if len(answers) != len(chunk):
+                raise AsanaUnavailable(
+                    f"/batch answered {len(answers)} results for {len(chunk)} actions",
+                    path="/batch",
+                )
+            for answer in answers:
+                results.append(
+                    BatchResult(
+                        status_code=int(answer.get("status_code", 500)),
+                        body=answer.get("body") or {},
+                        headers=answer.get("headers") or {},
+                    )
+                )
+        return results
+
+    def events(self, resource: str, sync: str | None) -> EventsPage:
+        """One page of ``GET /events``; raises SyncTokenExpired (with a fresh token) on 412."""
+        params = {"resource": resource}
+        if sync:
+            params["sync"] = sync
+        body = self.get("/events", params)
+        return EventsPage(
+            data=list(body.get("data") or []),
+            sync=str(body.get("sync") or sync or ""),
+            has_more=bool(body.get("has_more")),
+        )
+
+    # Plumbing -------------------------------------------------------------------------
+
+    def _decode(self, response: httpx.Response) -> dict[str, Any]:
+        if not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            if response.is_success:
+                raise AsanaUnavailable(
+                    f"Asana answered {response.status_code} with a body that is not JSON",
+                    status=response.status_code,
+                ) from None
+            return {}
+        return body if isinstance(body, dict) else {"data": body}
+
+    def _count(self, outcome: str) -> None:
+        try:
+            self._redis.hincrby(keys.STATS, f"api:{outcome}", 1)
+        except redis.RedisError:
+            log.warning("stats.unavailable field=api:%s", outcome)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AsanaClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,217 @@
+"""The one API budget shared by every process that calls Asana. I/O edge (Redis, Lua).
+
+Asana counts requests per token, whoever sends them, so the budget lives in Redis and is
+taken atomically by a Lua script on Redis's own clock (``TIME``): every worker, the poller
+and the CLI see the same window, the same 429 pause and the same in-flight reads.
+
+- A sliding one-minute window (sorted set ``keys.API_BUDGET``): a request takes one slot,
+  a ``/batch`` request one slot per action, as Asana counts them. Refused requests count too.
+- At most ``max_concurrent_reads`` reads in flight (sorted set ``keys.API_READS`` of leases
+  that expire by themselves if their holder dies).
+- A pause (``keys.API_PAUSED_UNTIL``): after a 429 nobody sends anything until its
+  ``Retry-After`` has passed.
+- A rejected token (``keys.API_TOKEN_REJECTED``): after a 401 nobody calls at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import redis
+
+from asana_hooks import keys
+from asana_hooks.asana_errors import BadToken, BudgetExhausted
+
+log = logging.getLogger(__name__)
+
+WINDOW_MS = 60_000
+"""Asana's rate limit is per minute."""
+
+READ_LEASE_MS = 90_000
+"""A read slot frees itself this long after it was taken (its holder may have died)."""
+
+READ_SLOT_POLL_SECONDS = 0.02
+"""How long to wait before asking again when every concurrent-read slot is taken."""
+
+TOKEN_REJECTED_TTL_SECONDS = 600
+"""After a 401, nobody calls Asana for ten minutes (or until the flag is cleared)."""
+
+# KEYS: budget, reads, paused-until, token-rejected.
+# ARGV: n, per_minute, is_read (0/1), max_reads, token, window_ms, lease_ms.
+# Returns {0, token} when granted, {1, wait_ms} for a pause, {2, wait_ms} for the window,
+# {3, wait_ms} for the read slots, {4, 0} when the token was rejected.
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused > now then return {1, paused - now} end
+local n = tonumber(ARGV[1])
+local per_minute = tonumber(ARGV[2])
+local window = tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+if used + n > per_minute then
+  local oldest = redis.call('ZRANGE', KEYS[1], used + n - per_minute - 1, used + n - per_minute - 1,
+    'WITHSCORES')
+  local wait = 1
+  if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + window - now) end
+  return {2, wait}
+end
+if ARGV[3] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {3, 0} end
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[7]), ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))
+end
+for i = 1, n do
+  redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i)
+end
+redis.call('PEXPIRE', KEYS[1], window)
+return {0, ARGV[5]}
+"""
+
+# KEYS: paused-until. ARGV: pause_ms. Extends (never shortens) the pause; returns its end.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current >= until_ms then return current end
+redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
+return until_ms
+"""
+
+# KEYS: paused-until. Returns {now_ms, paused_until_ms or 0}.
+_PAUSED_UNTIL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {now, tonumber(redis.call('GET', KEYS[1]) or '0')}
+"""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Room taken in the budget: ``n`` slots, and a read lease when ``read``."""
+
+    token: str
+    n: int
+    read: bool
+    waited: float
+    """Seconds spent waiting for room (a pause, the window or a read slot)."""
+
+
+class Budget:
+    """``with budget.acquire(): send one request``: the shared per-minute and read budget."""
+
+    def __init__(
+        self, connection: redis.Redis, per_minute: int, max_concurrent_reads: int = 50
+    ) -> None:
+        if per_minute < 1 or max_concurrent_reads < 1:
+            raise ValueError("per_minute and max_concurrent_reads must be at least 1")
+        self._redis = connection
+        self.per_minute = per_minute
+        self.max_concurrent_reads = max_concurrent_reads
+        self._acquire = connection.register_script(_ACQUIRE)
+        self._pause = connection.register_script(_PAUSE)
+        self._paused_until = connection.register_script(_PAUSED_UNTIL)
+
+    @contextmanager
+    def acquire(self, n: int = 1, *, read: bool = True, max_wait: float = 30.0) -> Iterator[Grant]:
+        """Wait (at most ``max_wait`` s) for room for ``n`` requests, hold it while inside."""
+        grant = self.take(n, read=read, max_wait=max_wait)
+        try:
+            yield grant
+        finally:
+            self.release(grant)
+
+    def take(self, n: int = 1, *, read: bool = True, max_wait: float = 30.0) -> Grant:
+        """Like ``acquire`` without the context manager; call ``release`` when done."""
+        if n < 1 or n > self.per_minute:
+            raise ValueError(f"n must be between 1 and {self.per_minute}, got {n}")
+        started = time.monotonic()
+        token = secrets.token_hex(8)
+        paused_once = False
+        while True:
+            code, value = self._acquire(
+                keys=[
+                    keys.API_BUDGET,
+                    keys.API_READS,
+                    keys.API_PAUSED_UNTIL,
+                    keys.API_TOKEN_REJECTED,
+                ],
+                args=[
+                    n,
+                    self.per_minute,
+                    int(read),
+                    self.max_concurrent_reads,
+                    token,
+                    WINDOW_MS,
+                    READ_LEASE_MS,
+                ],
+            )
+            code = int(code)
+            if code == 0:
+                return Grant(token=token, n=n, read=read, waited=time.monotonic() - started)
+            if code == 4:
+                raise BadToken(
+                    "Asana rejected the access token (401) a moment ago; fix ASANA_ACCESS_TOKEN "
+                    "and restart, or wait for the flag to expire",
+                    status=401,
+                )
+            wait = int(value) / 1000 if code != 3 else READ_SLOT_POLL_SECONDS
+            if code == 1 and not paused_once:
+                paused_once = True
+                self._redis.hincrby(keys.STATS, "rate_limit_waits", 1)
+            left = max_wait - (time.monotonic() - started)
+            if wait > left:
+                reason = {
+                    1: "paused after a 429",
+                    2: "per-minute budget used",
+                    3: "read slots busy",
+                }
+                raise BudgetExhausted(
+                    f"no room in the shared Asana budget within {max_wait:g} s "
+                    f"({reason[code]}; {wait:.1f} s to go)"
+                )
+            time.sleep(wait)
+
+    def release(self, grant: Grant) -> None:
+        """Free the read slot (the per-minute slots stay used: Asana counted them)."""
+        if grant.read:
+            self._redis.zrem(keys.API_READS, grant.token)
+
+    def pause_for(self, seconds: float) -> float:
+        """Nobody calls for ``seconds`` (a 429's Retry-After); returns the end, epoch seconds."""
+        until_ms = self._pause(keys=[keys.API_PAUSED_UNTIL], args=[max(1, int(seconds * 1000))])
+        log.warning("asana.paused seconds=%.1f", seconds)
+        return int(until_ms) / 1000
+
+    def paused_until(self) -> float | None:
+        """The end of the current pause as epoch seconds (Redis's clock), or None."""
+        now_ms, until_ms = self._paused_until(keys=[keys.API_PAUSED_UNTIL])
+        return int(until_ms) / 1000 if int(until_ms) > int(now_ms) else None
+
+    def used(self) -> int:
+        """Requests counted in the last minute (by every process)."""
+        now_ms = int(time.time() * 1000)
+        return int(self._redis.zcount(keys.API_BUDGET, now_ms - WINDOW_MS, "+inf"))
+
+    def reads_in_flight(self) -> int:
+        now_ms = int(time.time() * 1000)
+        return int(self._redis.zcount(keys.API_READS, now_ms, "+inf"))
+
+    def reject_token(self) -> None:
+        """Asana answered 401: every process stops calling until the flag expires."""
+        self._redis.set(keys.API_TOKEN_REJECTED, "1", ex=TOKEN_REJECTED_TTL_SECONDS)
+
+    def token_rejected(self) -> bool:
+        return bool(self._redis.exists(keys.API_TOKEN_REJECTED))
+
+    def clear_token_rejected(self) -> None:
+        self._redis.delete(keys.API_TOKEN_REJECTED)

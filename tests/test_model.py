@@ -1,0 +1,77 @@
+"""The workers' pure core: change entries, lateness, flush times, fields per type."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from workers.model import ClosedBatch, Fetched, build_change, flush_time, is_late
+from workers.resources import opt_fields, resource_path
+
+
+def _batch(**overrides: str) -> ClosedBatch:
+    raw = {
+        "id": "42-1",
+        "gid": "42",
+        "rtype": "story",
+        "count": "3",
+        "actions": "added,changed",
+        "fields": "text",
+        "sources": "poller,webhook",
+        "first_at": "2026-01-01T00:00:00.000Z",
+        "last_at": "2026-01-01T00:00:02.000Z",
+        "webhook_gid": "7",
+        "target_id": "t",
+        "parent": "",
+        "deleted": "0",
+        "late": "0",
+    }
+    raw.update(overrides)
+    return ClosedBatch.from_hash(raw)
+
+
+class TestBuildChange:
+    def test_entry_has_every_contract_field(self) -> None:
+        """DESIGN.md §2 Output: the keys, sources in contract order, counts as numbers."""
+        change = build_change(_batch(), Fetched("ok", {"gid": "42", "target": {"gid": "9"}}))
+        assert set(change) == {
+            "resource",
+            "parent",
+            "status",
+            "actions",
+            "fields",
+            "events",
+            "first_event_at",
+            "last_event_at",
+            "sources",
+            "webhook_gid",
+            "data",
+        }
+        assert change["sources"] == ["webhook", "poller"]
+        assert change["events"] == 3
+
+    def test_story_parent_is_its_task_when_no_event_named_one(self) -> None:
+        change = build_change(_batch(), Fetched("ok", {"gid": "42", "target": {"gid": "9"}}))
+        assert change["parent"] == {"gid": "9", "resource_type": "task"}
+
+    def test_event_parent_wins(self) -> None:
+        batch = _batch(parent='{"gid": "5", "resource_type": "task"}')
+        assert build_change(batch, Fetched("not_found"))["parent"]["gid"] == "5"
+
+
+class TestTimes:
+    def test_late_events(self) -> None:
+        assert is_late("2026-01-01T00:00:00.000Z", "2026-01-01T00:11:00.000Z", 600)
+        assert not is_late("2026-01-01T00:00:00.000Z", "2026-01-01T00:09:00.000Z", 600)
+
+    def test_flush_time_is_never_early(self) -> None:
+        """RQ's scheduler keeps whole seconds: round up."""
+        assert flush_time(1_700_000_000_001) == datetime.fromtimestamp(1_700_000_001, tz=UTC)
+        assert flush_time(1_700_000_000_000) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
+
+
+class TestResources:
+    def test_paths_and_fields(self) -> None:
+        assert resource_path("task", "1") == "/tasks/1"
+        assert resource_path("webhook_thing", "1") is None
+        assert "name" in opt_fields("task", {})
+        assert opt_fields("task", {"task": "name, notes"}) == ["name", "notes"]

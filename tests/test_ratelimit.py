@@ -1,0 +1,132 @@
+"""The shared API budget, against the real Redis fixture."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from asana_hooks import keys
+from asana_hooks.asana_errors import BadToken, BudgetExhausted
+from asana_hooks.ratelimit import Budget
+
+
+class TestWindow:
+    """The per-minute window counts every request of every process once."""
+
+    def test_grants_up_to_the_limit_then_refuses(self, redis_client: redis.Redis) -> None:
+        """Five per minute: five grants, the sixth cannot wait a minute and gives up."""
+        budget = Budget(redis_client, per_minute=5)
+        for _ in range(5):
+            with budget.acquire(read=False):
+                pass
+        assert budget.used() == 5
+        with pytest.raises(BudgetExhausted), budget.acquire(max_wait=0.2):
+            pass
+
+    def test_batch_counts_once_per_action(self, redis_client: redis.Redis) -> None:
+        """A /batch of 4 actions takes 4 slots, as Asana counts it."""
+        budget = Budget(redis_client, per_minute=10)
+        with budget.acquire(4):
+            pass
+        assert budget.used() == 4
+        with budget.acquire(6):
+            pass
+        with pytest.raises(BudgetExhausted), budget.acquire(1, max_wait=0.1):
+            pass
+
+    def test_two_budgets_share_one_window(self, redis_client: redis.Redis) -> None:
+        """Two processes' Budget objects draw from the same Redis window."""
+        first = Budget(redis_client, per_minute=3)
+        second = Budget(redis.Redis(connection_pool=redis_client.connection_pool), per_minute=3)
+        with first.acquire(2):
+            pass
+        with second.acquire(1):
+            pass
+        with pytest.raises(BudgetExhausted), first.acquire(max_wait=0.1):
+            pass
+
+
+class TestPause:
+    """A 429 pauses everyone until its Retry-After has passed."""
+
+    def test_pause_blocks_until_it_ends(self, redis_client: redis.Redis) -> None:
+        """After pause_for(0.5) a grant comes no sooner than 0.5 s later."""
+        budget = Budget(redis_client, per_minute=100)
+        started = time.monotonic()
+        budget.pause_for(0.5)
+        assert budget.paused_until() is not None
+        with budget.acquire(max_wait=5) as grant:
+            elapsed = time.monotonic() - started
+        assert elapsed >= 0.45
+        assert grant.waited > 0.3
+        assert budget.paused_until() is None
+        assert int(redis_client.hget(keys.STATS, "rate_limit_waits") or 0) == 1
+
+    def test_pause_longer_than_max_wait_gives_up_at_once(self, redis_client: redis.Redis) -> None:
+        """A caller that may wait 0.1 s does not sleep through a 5 s pause: it raises."""
+        budget = Budget(redis_client, per_minute=100)
+        budget.pause_for(5)
+        started = time.monotonic()
+        with pytest.raises(BudgetExhausted, match="429"), budget.acquire(max_wait=0.1):
+            pass
+        assert time.monotonic() - started < 0.1
+
+    def test_pause_is_never_shortened(self, redis_client: redis.Redis) -> None:
+        """A second, shorter Retry-After keeps the longer pause."""
+        budget = Budget(redis_client, per_minute=100)
+        first = budget.pause_for(3)
+        assert budget.pause_for(1) == first
+
+
+class TestReads:
+    """At most max_concurrent_reads reads in flight across processes."""
+
+    def test_concurrent_reads_are_capped(self, redis_client: redis.Redis) -> None:
+        """With a cap of 2, three threads never hold more than 2 read slots at once."""
+        budget = Budget(redis_client, per_minute=1000, max_concurrent_reads=2)
+        peak = 0
+        lock = threading.Lock()
+        holding = 0
+
+        def read() -> None:
+            nonlocal peak, holding
+            for _ in range(5):
+                with budget.acquire(max_wait=5):
+                    with lock:
+                        holding += 1
+                        peak = max(peak, holding)
+                    time.sleep(0.02)
+                    with lock:
+                        holding -= 1
+
+        threads = [threading.Thread(target=read) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert peak == 2
+        assert budget.reads_in_flight() == 0
+
+    def test_writes_do_not_take_read_slots(self, redis_client: redis.Redis) -> None:
+        """A write is counted in the window but not as a concurrent read."""
+        budget = Budget(redis_client, per_minute=10, max_concurrent_reads=1)
+        with budget.acquire(), budget.acquire(read=False):
+            assert budget.reads_in_flight() == 1
+
+
+class TestRejectedToken:
+    """After a 401 nobody calls Asana."""
+
+    def test_rejected_token_stops_every_caller(self, redis_client: redis.Redis) -> None:
+        """Once the token is flagged, acquire raises BadToken without waiting."""
+        budget = Budget(redis_client, per_minute=10)
+        budget.reject_token()
+        with pytest.raises(BadToken, match="ASANA_ACCESS_TOKEN"), budget.acquire():
+            pass
+        assert budget.used() == 0
+        budget.clear_token_rejected()
+        with budget.acquire():
+            pass

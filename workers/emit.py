@@ -1,0 +1,108 @@
+"""Write one entry per closed batch to the changes stream, exactly once. I/O edge (Redis, Lua).
+
+The XADD, the per-batch emitted mark (holding the entry id), the deletion of the closed
+batch, the end of the resource's flush lease and every counter are one Lua script: a flush
+job that runs twice, or dies anywhere and is retried, emits each batch once.
+
+Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
+
+- ``events``: events the workers took from deliveries and poller pages (duplicates included)
+- ``duplicates``: events dropped as already seen (every event of a repeated delivery counts)
+- ``duplicate_deliveries``: whole deliveries dropped because their body digest was seen
+- ``late``: new events that reached us more than HOOKS_LATE_EVENT_SECONDS after they happened
+- ``batches``: batches closed by a flush job
+- ``changes``: entries written to the stream (one per batch)
+- ``status:<status>``: entries by status (ok, deleted, not_found, forbidden)
+- ``api:<code>``: Asana HTTP answers by status code, plus ``api:timeout``/``api:unreachable``
+  (counted by asana_hooks.asana_client)
+- ``rate_limit_waits``: callers that found the API paused by a 429 and waited
+  (counted by asana_hooks.ratelimit)
+
+The per-target hash (``keys.target``) gets ``duplicates``, ``late``, ``batches`` and ``changes``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from asana_hooks import keys
+from workers.model import ClosedBatch, summary
+
+EMITTED_TTL_SECONDS = 48 * 3600
+RECENT_CHANGES_KEPT = 50
+
+# KEYS: emitted, closed, flushing, stream, stats, recent, target (or '').
+# ARGV: batch id, change json, maxlen, emitted ttl, summary json (with __ID__), status, kept.
+# Returns the new entry id, or the existing one prefixed with '=' when already emitted.
+_EMIT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return '=' .. existing end
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[3]), '*', 'change', ARGV[2])
+redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[4]))
+redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('HINCRBY', KEYS[5], 'changes', 1)
+redis.call('HINCRBY', KEYS[5], 'status:' .. ARGV[6], 1)
+local recent = string.gsub(ARGV[5], '__ID__', id, 1)
+redis.call('LPUSH', KEYS[6], recent)
+redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[7]) - 1)
+if KEYS[7] ~= '' and redis.call('EXISTS', KEYS[7]) == 1 then
+  redis.call('HINCRBY', KEYS[7], 'changes', 1)
+end
+return id
+"""
+
+
+class Emitter:
+    """Appends changes to ``keys.CHANGES_STREAM``; see the module docstring for the counters."""
+
+    def __init__(self, connection: redis.Redis, *, stream_maxlen: int) -> None:
+        self._redis = connection
+        self.stream_maxlen = stream_maxlen
+        self._emit = connection.register_script(_EMIT)
+
+    def emit(self, batch: ClosedBatch, change: dict[str, Any]) -> tuple[str, bool]:
+        """Write the entry unless this batch was written before; returns (entry id, new)."""
+        recent = summary(change, entry_id="__ID__")
+        result = self._emit(
+            keys=[
+                keys.batch_emitted(batch.batch_id),
+                keys.closed_batch(batch.batch_id),
+                keys.batch_flushing(batch.gid),
+                keys.CHANGES_STREAM,
+                keys.STATS,
+                keys.RECENT_CHANGES,
+                keys.target(batch.target_id) if batch.target_id else "",
+            ],
+            args=[
+                batch.batch_id,
+                json.dumps(change, separators=(",", ":")),
+                self.stream_maxlen,
+                EMITTED_TTL_SECONDS,
+                json.dumps(recent, separators=(",", ":")),
+                change["status"],
+                RECENT_CHANGES_KEPT,
+            ],
+        )
+        entry_id = result.decode() if isinstance(result, bytes) else str(result)
+        if entry_id.startswith("="):
+            return entry_id[1:], False
+        return entry_id, True
+
+    def emitted_change(self, batch_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The entry a batch was emitted as, while the stream still holds it."""
+        raw_id = self._redis.get(keys.batch_emitted(batch_id))
+        if raw_id is None:
+            return None
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        found = self._redis.xrange(keys.CHANGES_STREAM, entry_id, entry_id)
+        if not found:
+            return None
+        fields = found[0][1] or {}
+        payload = fields.get(b"change") or fields.get("change")
+        if payload is None:
+            return None
+        return entry_id, json.loads(payload)

@@ -1,0 +1,140 @@
+"""Flush due batches: close, rehydrate, emit, hand to sinks. I/O edge (Redis, RQ, Asana).
+
+A flush job (scheduled for a second in which batches fall due, or enqueued at once after a
+deletion) closes the batches due by then, up to FLUSH_MAX_BATCHES so that ``/batch``
+requests fetch ten at a time, hands any rest to another flush job, and emits every batch it
+closed. Closed batches are owned by the job: its retry (after a 5xx, a timeout, a crash)
+finishes exactly those, and the emit script writes each one once. A batch whose previous
+batch is still being flushed is left open and looked at again a second later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from asana_hooks.asana_errors import AsanaError, BadToken
+from workers.model import ClosedBatch, build_change
+from workers.rehydrate import rehydrate
+from workers.runtime import Runtime
+from workers.scheduling import enqueue_sinks, flush_now, schedule_ticks
+
+log = logging.getLogger(__name__)
+
+FLUSH_MAX_BATCHES = 50
+"""Batches one flush job takes at most: five /batch requests of ten."""
+
+BUSY_RETRY_SECONDS = 1.0
+"""A batch whose previous batch is still being flushed looks again this much later."""
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What one flush job did (kept as the RQ job's result)."""
+
+    state: str
+    emitted: int = 0
+    batches: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def flush(runtime: Runtime, *, job_id: str) -> FlushResult:
+    """Finish the batches an earlier attempt of this job closed, else take the due ones."""
+    batcher = runtime.batcher
+    closed: list[ClosedBatch] = []
+    already_emitted: list[str] = []
+    for owned_id in batcher.owned(job_id):
+        again = batcher.close(_gid_of(owned_id), owned_id, owner=job_id)
+        if again.batch is not None:
+            closed.append(again.batch)
+        elif again.state == "emitted":
+            already_emitted.append(owned_id)
+    if not closed and not already_emitted:
+        closed = _take_due(runtime, job_id=job_id)
+    if not closed and not already_emitted:
+        return FlushResult("nothing")
+    emitted = _emit_all(runtime, closed)
+    for done_id in already_emitted:
+        _resend_sinks(runtime, done_id)
+    batcher.forget_owned(job_id)
+    return FlushResult("flushed", emitted=emitted, batches=len(closed))
+
+
+def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
+    """Close up to FLUSH_MAX_BATCHES due batches; hand the rest to another flush job."""
+    batcher = runtime.batcher
+    candidates = batcher.due(limit=FLUSH_MAX_BATCHES + 1)
+    taken: list[ClosedBatch] = []
+    busy = False
+    for candidate in candidates[:FLUSH_MAX_BATCHES]:
+        result = batcher.close(candidate.gid, candidate.batch_id, owner=job_id)
+        if result.batch is not None:
+            taken.append(result.batch)
+        busy = busy or result.state == "busy"
+    if len(candidates) > FLUSH_MAX_BATCHES and taken:
+        flush_now(runtime.queue, "more batches due")  # a second worker may take them
+    if busy:
+        second = math.ceil(time.time() + BUSY_RETRY_SECONDS)
+        if batcher.claim_tick(second):
+            schedule_ticks(runtime.queue, [second])
+    return taken
+
+
+def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
+    """Fetch and emit every closed batch; emit what succeeded, then raise the first error."""
+    outcomes = rehydrate(runtime.client, closed, overrides=runtime.settings.opt_fields)
+    emitted = 0
+    first_error: AsanaError | None = None
+    for batch in closed:
+        outcome = outcomes[batch.batch_id]
+        if outcome.fetched is None:
+            first_error = first_error or outcome.error
+            continue
+        change = build_change(batch, outcome.fetched)
+        _entry_id, new = runtime.emitter.emit(batch, change)
+        emitted += int(new)
+        if new:
+            _send_sinks(runtime, batch.batch_id, change)
+        else:
+            _resend_sinks(runtime, batch.batch_id)
+    if first_error is not None:
+        if isinstance(first_error, BadToken):
+            log.error(
+                "flush.token_rejected: Asana refuses ASANA_ACCESS_TOKEN; nothing is fetched "
+                "until it is fixed (%s)",
+                first_error.message,
+            )
+        raise first_error
+    return emitted
+
+
+def _send_sinks(runtime: Runtime, batch_id: str, change: dict[str, Any]) -> None:
+    settings = runtime.settings
+    if settings.handlers or settings.forward_url:
+        enqueue_sinks(
+            runtime.queue,
+            batch_id=batch_id,
+            change=change,
+            handlers=settings.handlers,
+            forward_url=settings.forward_url,
+        )
+
+
+def _resend_sinks(runtime: Runtime, batch_id: str) -> None:
+    """A retry after the emit: make sure the sinks got their jobs (ids make it at most once)."""
+    settings = runtime.settings
+    if not (settings.handlers or settings.forward_url):
+        return
+    found = runtime.emitter.emitted_change(batch_id)
+    if found is not None:
+        _send_sinks(runtime, batch_id, found[1])
+
+
+def _gid_of(batch_id: str) -> str:
+    """Batch ids are ``<resource gid>-<sequence>``."""
+    return batch_id.rsplit("-", 1)[0]

@@ -1,0 +1,124 @@
+"""Take one delivery (or poller page): dedupe, batch, schedule flushes. I/O edge (Redis, RQ).
+
+Steps, each atomic in Redis: claim the delivery and its events for this job; put the
+claimed events into their batches (which marks them done and drops the claims); schedule a
+flush for every due second that has none yet, and one at once after a deletion. If anything
+fails after the claim, the claims are given back before the error propagates, so RQ's retry
+of this job starts clean.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from asana_hooks import keys
+from asana_hooks.events import Event, MalformedEvent, Source, parse_event
+from workers.dedupe import DONE_TTL_SECONDS
+from workers.model import BatchEvent, is_late
+from workers.runtime import Runtime
+from workers.scheduling import flush_now, schedule_ticks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What one process_delivery job did (kept as the RQ job's result)."""
+
+    events: int
+    duplicates: int
+    added: int
+    late: int
+    batches_opened: int
+    malformed: int = 0
+    duplicate_delivery: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def take_delivery(
+    runtime: Runtime,
+    *,
+    job_id: str,
+    target_id: str | None,
+    webhook_gid: str | None,
+    source: Source,
+    events: list[Any],
+    digest: str | None,
+    received_at: str,
+) -> IntakeResult:
+    parsed, malformed = _parse_all(events)
+    fingerprints = [event.fingerprint for event in parsed]
+    claim = runtime.deduper.claim(
+        job_id=job_id, target_id=target_id, digest=digest, fingerprints=fingerprints
+    )
+    if claim.duplicate_delivery:
+        _count_duplicate_delivery(runtime, target_id, events=len(events))
+        log.info("intake.duplicate_delivery target=%s events=%d", target_id, len(events))
+        return IntakeResult(len(events), len(events), 0, 0, 0, malformed, True)
+    late_after = runtime.settings.late_event_seconds
+    fresh = [
+        BatchEvent.of(
+            event,
+            source=source,
+            webhook_gid=webhook_gid,
+            target_id=target_id,
+            late=is_late(event.created_at, received_at, late_after),
+        )
+        for event, claimed in zip(parsed, claim.claimed, strict=True)
+        if claimed
+    ]
+    try:
+        added = runtime.batcher.add(
+            fresh,
+            done_ttl=DONE_TTL_SECONDS,
+            received=len(events),
+            claim_duplicates=claim.duplicates,
+            target_id=target_id,
+        )
+        if added.ticks:
+            with runtime.redis.pipeline(transaction=True) as pipe:
+                schedule_ticks(runtime.queue, added.ticks, pipe)
+                pipe.execute()
+        if added.urgent:
+            flush_now(runtime.queue, "a resource was deleted")
+    except BaseException:
+        runtime.deduper.release(
+            job_id=job_id, target_id=target_id, digest=digest, fingerprints=fingerprints
+        )
+        raise
+    return IntakeResult(
+        events=len(events),
+        duplicates=added.duplicates,
+        added=added.added,
+        late=added.late,
+        batches_opened=len(added.opened),
+        malformed=malformed,
+    )
+
+
+def _parse_all(raw_events: list[Any]) -> tuple[list[Event], int]:
+    """Events we can read; the receiver already refused malformed bodies, so this is rare."""
+    parsed: list[Event] = []
+    malformed = 0
+    for index, raw in enumerate(raw_events):
+        try:
+            parsed.append(parse_event(raw))
+        except MalformedEvent as exc:
+            malformed += 1
+            log.warning("intake.malformed_event index=%d problem=%s", index, exc.problem)
+    return parsed, malformed
+
+
+def _count_duplicate_delivery(runtime: Runtime, target_id: str | None, *, events: int) -> None:
+    """Counters in keys.STATS (names documented in workers.emit) and on the target."""
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(keys.STATS, "events", events)
+        pipe.hincrby(keys.STATS, "duplicates", events)
+        pipe.hincrby(keys.STATS, "duplicate_deliveries", 1)
+        pipe.execute()
+    if target_id and runtime.redis.exists(keys.target(target_id)):
+        runtime.redis.hincrby(keys.target(target_id), "duplicates", events)

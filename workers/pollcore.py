@@ -1,0 +1,153 @@
+"""The fallback poller's decisions: what to poll, what to feed on, where a resync starts.
+Pure, no I/O.
+
+The poller keeps one Events API subscription per *resource* (several webhooks may watch
+the same project; their events share one dedupe). This module groups registrations into
+subscriptions, applies the webhooks' filters to Events API events (the Events API returns
+everything; a webhook only what its filters let through), builds the synthetic ``changed``
+events a resync feeds into the shared pipeline, and says from when a resync must crawl.
+See ../shared/reference/asana-events.md and asana-webhooks.md ("Filtering").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asana_hooks.events import format_timestamp
+from asana_hooks.registry import Registration
+
+POLLED_STATES = frozenset({"active", "failing", "lost"})
+"""Registrations whose resource the poller follows; pending ones have no webhook yet."""
+
+WATCHED_STATES = frozenset({"active", "failing", "lost", "retired"})
+"""Registrations whose webhook the health check asks Asana about each cycle."""
+
+RESYNC_MARKER = "asana_hooks_resync"
+"""Key set on synthetic events; parse_event ignores it, a reader of raw jobs sees why."""
+
+CRAWLED_TYPES = frozenset({"project"})
+"""Resources whose tasks a resync crawls (``GET /tasks?project=&modified_since=``)."""
+
+_STATE_RANK = {"active": 0, "failing": 1, "lost": 2}
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One resource the poller follows, with every registration that watches it."""
+
+    resource_gid: str
+    resource_type: str
+    registrations: tuple[Registration, ...]
+
+    @property
+    def polled(self) -> tuple[Registration, ...]:
+        return tuple(r for r in self.registrations if r.state in POLLED_STATES)
+
+    @property
+    def watched(self) -> tuple[Registration, ...]:
+        return tuple(r for r in self.registrations if r.state in WATCHED_STATES and r.webhook_gid)
+
+    @property
+    def lead(self) -> Registration | None:
+        """The registration whose target and webhook gid the poller's events are sent under."""
+        polled = sorted(self.polled, key=lambda r: (_STATE_RANK[r.state], r.target_id))
+        return polled[0] if polled else None
+
+    def wants(self, event: Mapping[str, Any], *, ignore_fields: bool = False) -> bool:
+        """Whether any polled webhook's filters let this event through. A resync's synthetic
+        events name no field, so for them only type, subtype and action are compared."""
+        return any(
+            passes_filters(event, r.filters, ignore_fields=ignore_fields) for r in self.polled
+        )
+
+
+def subscriptions(registrations: Iterable[Registration]) -> list[Subscription]:
+    """Group registrations by resource; a resource only retired or deleted webhooks watch
+    is kept while one of them still needs a health check (retired -> deleted)."""
+    grouped: dict[str, list[Registration]] = {}
+    for registration in registrations:
+        if registration.resource_gid and registration.state in WATCHED_STATES:
+            grouped.setdefault(registration.resource_gid, []).append(registration)
+    found = []
+    for resource_gid in sorted(grouped):
+        members = tuple(sorted(grouped[resource_gid], key=lambda r: r.target_id))
+        resource_type = next((r.resource_type for r in members if r.resource_type), "")
+        found.append(Subscription(resource_gid, resource_type, members))
+    return found
+
+
+def passes_filters(
+    event: Mapping[str, Any],
+    filters: Sequence[Mapping[str, Any]],
+    *,
+    ignore_fields: bool = False,
+) -> bool:
+    """Asana's filter rule: no filters passes all; else any one filter whose every given key
+    matches (resource_type, resource_subtype, action, and change.field among fields)."""
+    if not filters:
+        return True
+    return any(_passes_one(event, item, ignore_fields=ignore_fields) for item in filters)
+
+
+def _passes_one(event: Mapping[str, Any], item: Mapping[str, Any], *, ignore_fields: bool) -> bool:
+    resource = event.get("resource")
+    resource = resource if isinstance(resource, Mapping) else {}
+    wanted = {
+        "resource_type": resource.get("resource_type"),
+        "resource_subtype": resource.get("resource_subtype"),
+        "action": event.get("action"),
+    }
+    for key, actual in wanted.items():
+        expected = item.get(key)
+        if expected is not None and expected != actual:
+            return False
+    fields = item.get("fields")
+    if fields is not None and not ignore_fields:
+        change = event.get("change")
+        field = change.get("field") if isinstance(change, Mapping) else None
+        return field in fields
+    return True
+
+
+def resync_event(
+    resource: Mapping[str, Any], *, modified_at: str | None, now: datetime
+) -> dict[str, Any]:
+    """A synthetic ``changed`` event for a resource found by a resync crawl.
+
+    Its ``created_at`` is the resource's ``modified_at`` when known, so a resource crawled
+    twice without changing in between has one fingerprint and is emitted once; without it,
+    the crawl's own time is used (each resync then rehydrates it again, which is its job).
+    """
+    ref: dict[str, Any] = {
+        "gid": str(resource["gid"]),
+        "resource_type": str(resource.get("resource_type") or "task"),
+    }
+    subtype = resource.get("resource_subtype")
+    if isinstance(subtype, str) and subtype:
+        ref["resource_subtype"] = subtype
+    name = resource.get("name")
+    if isinstance(name, str):
+        ref["name"] = name
+    return {
+        "action": "changed",
+        "created_at": modified_at or format_timestamp(now),
+        "resource": ref,
+        "parent": None,
+        "user": None,
+        RESYNC_MARKER: True,
+    }
+
+
+def resync_start(last_good_poll_at: datetime | None, *, margin: timedelta) -> datetime | None:
+    """From when a resync crawls: the start of the last poll that left a valid token, less a
+    margin for clock skew between Asana and us. None (no poll ever succeeded: the first
+    subscription) means there is nothing to catch up on; webhooks covered the time before."""
+    return None if last_good_poll_at is None else last_good_poll_at - margin
+
+
+def earliest(*moments: datetime | None) -> datetime | None:
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None

@@ -1,0 +1,177 @@
+"""Catch up on a gap the Events API can no longer fill. I/O edge (Asana API, Redis, RQ).
+
+A 412 on a stored sync token means events were lost (../shared/reference/asana-events.md:
+"this signals you may need to re-crawl the data"). The resync feeds synthetic ``changed``
+events into the same ``process_delivery`` job as everything else, so dedupe, batching,
+rehydration and emit stay shared: one for the resource itself, and for a project one per
+task modified since the last good poll (``GET /tasks?project=&modified_since=``, paginated).
+Progress goes to the log and to ``poll_state(gid)`` after every page, for the status page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rq import Queue
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.events import format_timestamp
+from asana_hooks.queueing import enqueue_events
+from asana_hooks.registry import Registration, now_iso
+from workers.pollcore import CRAWLED_TYPES, Subscription, resync_event
+from workers.pollstate import PollLock, PollStore
+
+log = logging.getLogger(__name__)
+
+CRAWL_PAGE_SIZE = 100
+"""Tasks per API page, and per job: one page of the crawl is one job."""
+
+CRAWL_FIELDS = "name,resource_type,resource_subtype,modified_at"
+"""What the crawl asks of each task: enough to build its synthetic event."""
+
+
+@dataclass(frozen=True)
+class ResyncResult:
+    pages: int
+    items: int
+    fed: int
+
+
+def resync(
+    client: AsanaClient,
+    queue: Queue,
+    store: PollStore,
+    lock: PollLock,
+    *,
+    subscription: Subscription,
+    lead: Registration,
+    since: datetime,
+    reason: str,
+    clock: Callable[[], datetime],
+) -> ResyncResult:
+    """Rehydrate the resource and crawl what changed since ``since``; raise on API errors
+    (``resync_since`` stays in ``poll_state``, so the next cycle starts over)."""
+    gid = subscription.resource_gid
+    started = clock()
+    log.warning(
+        "resync.start resource=%s type=%s since=%s reason=%r",
+        gid,
+        subscription.resource_type or "?",
+        format_timestamp(since),
+        reason,
+    )
+    store.commit(
+        lock,
+        fields={
+            "resync_state": "running",
+            "resync_started_at": format_timestamp(started),
+            "resync_pages": 0,
+            "resync_items": 0,
+        },
+        clear=("resync_finished_at",),
+    )
+    feed = _Feeder(queue, subscription=subscription, lead=lead, clock=clock)
+    if subscription.resource_type:
+        feed([{"gid": gid, "resource_type": subscription.resource_type}], modified=False)
+    pages = 0
+    items = 0
+    if subscription.resource_type in CRAWLED_TYPES:
+        params = {
+            "project": gid,
+            "modified_since": format_timestamp(since),
+            "opt_fields": CRAWL_FIELDS,
+        }
+        page: list[dict[str, Any]] = []
+        for task in client.paginate("/tasks", params, limit=CRAWL_PAGE_SIZE):
+            page.append(task)
+            if len(page) == CRAWL_PAGE_SIZE:
+                pages, items = _progress(store, lock, feed, page, pages, items, gid)
+                page = []
+        if page or pages == 0:
+            pages, items = _progress(store, lock, feed, page, pages, items, gid)
+    store.commit(
+        lock,
+        fields={
+            "resync_state": "done",
+            "resync_finished_at": now_iso(),
+            "resync_pages": pages,
+            "resync_items": items,
+            "last_resync_fed": feed.fed,
+        },
+        clear=("resync_since", "resync_reason"),
+    )
+    seconds = (clock() - started).total_seconds()
+    log.warning(
+        "resync.done resource=%s pages=%d tasks=%d fed=%d seconds=%.1f",
+        gid,
+        pages,
+        items,
+        feed.fed,
+        seconds,
+    )
+    return ResyncResult(pages=pages, items=items, fed=feed.fed)
+
+
+def _progress(
+    store: PollStore,
+    lock: PollLock,
+    feed: _Feeder,
+    page: list[dict[str, Any]],
+    pages: int,
+    items: int,
+    gid: str,
+) -> tuple[int, int]:
+    feed(page, modified=True)
+    pages += 1
+    items += len(page)
+    store.commit(lock, fields={"resync_pages": pages, "resync_items": items})
+    log.info("resync.progress resource=%s pages=%d tasks=%d", gid, pages, items)
+    return pages, items
+
+
+class _Feeder:
+    """Turns crawled resources into synthetic events and enqueues them, one job per call."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        subscription: Subscription,
+        lead: Registration,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._queue = queue
+        self._subscription = subscription
+        self._lead = lead
+        self._clock = clock
+        self.fed = 0
+
+    def __call__(self, resources: list[dict[str, Any]], *, modified: bool) -> None:
+        now = self._clock()
+        events = [
+            resync_event(resource, modified_at=_modified_at(resource, modified), now=now)
+            for resource in resources
+            if resource.get("gid")
+        ]
+        wanted = [e for e in events if self._subscription.wants(e, ignore_fields=True)]
+        if not wanted:
+            return
+        enqueue_events(
+            self._queue,
+            target_id=self._lead.target_id,
+            webhook_gid=self._lead.webhook_gid,
+            source="poller",
+            events=wanted,
+            digest=None,
+            received_at=format_timestamp(now),
+        )
+        self.fed += len(wanted)
+
+
+def _modified_at(resource: dict[str, Any], modified: bool) -> str | None:
+    value = resource.get("modified_at") if modified else None
+    return value if isinstance(value, str) and value else None

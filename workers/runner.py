@@ -1,0 +1,142 @@
+"""``asana-hooks worker``: one RQ worker process on our one queue. I/O edge (RQ, Redis).
+
+Choices, all for RQ 3.0:
+
+- ``SimpleWorker`` (jobs run in the worker process, no fork per job): our jobs are short
+  Redis scripts and one HTTP call, and forking per job would cost more than the job. A crash
+  therefore takes the job with it; that is what Retry + maintenance recover.
+- One queue per process: RQ's crash-safe dequeue (BLMOVE into an intermediate list) is used
+  only when a worker listens to exactly one queue.
+- A heartbeat thread renews the running job's execution every few seconds, so its entry in
+  the started registry may expire after EXECUTION_TTL_SECONDS (RQ's default for a
+  SimpleWorker is the job timeout + 60 s). A SIGKILLed worker's job is then found by the next
+  maintenance run of any worker (every MAINTENANCE_INTERVAL_SECONDS; an idle worker wakes at
+  least every WORKER_TTL_SECONDS - 15) and, as every job carries a Retry, runs again: well
+  within a minute.
+- ``with_scheduler=True``: the scheduler that enqueues flushes (and retries with an
+  interval) runs beside the worker; one per queue is active, another takes over when its lock
+  expires.
+- Our maintenance also sweeps batches whose flush went missing (a crash between opening a
+  batch and scheduling its flush): any batch overdue by SWEEP_AFTER_SECONDS gets a flush now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.worker import WorkerStatus
+
+from asana_hooks import keys
+from asana_hooks.settings import Settings
+from workers import runtime
+from workers.scheduling import flush_now
+
+log = logging.getLogger(__name__)
+
+EXECUTION_TTL_SECONDS = 10
+"""A running job's started-registry entry lives this long unless its worker renews it."""
+
+HEARTBEAT_SECONDS = 3.0
+"""How often a running job's execution is renewed."""
+
+MAINTENANCE_INTERVAL_SECONDS = 5
+"""How often a worker cleans RQ's registries (re-queues a dead worker's jobs) and sweeps."""
+
+WORKER_TTL_SECONDS = 20
+"""Worker key TTL; an idle worker blocks at most this minus 15 s, then runs maintenance."""
+
+SWEEP_AFTER_SECONDS = 30
+"""A batch overdue this long has lost its flush job: enqueue one."""
+
+SWEEP_LIMIT = 1
+
+RQ_LOG_LEVEL = "WARNING"
+"""RQ logs every job at INFO; at thousands of jobs a second that is noise, not news."""
+
+
+class HooksWorker(SimpleWorker):
+    """A SimpleWorker whose running job is heartbeated, so a crash is noticed quickly.
+
+    One long-lived thread renews whichever job runs now (a thread per job would cost a
+    thread switch per job, which at thousands of jobs a second is most of the work).
+    """
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return EXECUTION_TTL_SECONDS
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        self._running = (job, execution)
+        self._ensure_beating()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            self._running = None
+        self.set_state(WorkerStatus.IDLE)
+
+    _running: tuple[Job, Execution] | None = None
+    _beating: threading.Thread | None = None
+
+    def _ensure_beating(self) -> None:
+        if self._beating is None or not self._beating.is_alive():
+            self._beating = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
+            self._beating.start()
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            running = self._running
+            if running is None:
+                continue
+            job, execution = running
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError:
+                log.warning("worker.heartbeat_failed job=%s", job.id, exc_info=True)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        try:
+            sweep_lost_batches()
+        except redis.RedisError:
+            log.warning("worker.sweep_failed", exc_info=True)
+
+
+def sweep_lost_batches() -> int:
+    """Enqueue a flush for every batch long overdue (its own flush job went missing)."""
+    current = runtime.current()
+    lost = current.batcher.due(limit=SWEEP_LIMIT, overdue_ms=SWEEP_AFTER_SECONDS * 1000)
+    if lost:
+        flush_now(current.queue, "rescue of overdue batches")
+        log.warning("worker.swept_lost_batches count=%d", len(lost))
+    return len(lost)
+
+
+def build_worker(settings: Settings, **options: Any) -> HooksWorker:
+    """A worker on keys.QUEUE with our timings; installs ``settings`` for the jobs."""
+    runtime.install(settings)
+    connection = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(keys.QUEUE, connection=connection, serializer=JSONSerializer)
+    return HooksWorker(
+        [queue],
+        connection=connection,
+        serializer=JSONSerializer,
+        maintenance_interval=MAINTENANCE_INTERVAL_SECONDS,
+        worker_ttl=WORKER_TTL_SECONDS,
+        **options,
+    )
+
+
+def main(settings: Settings, *, burst: bool = False) -> None:
+    """Run until stopped (SIGTERM/SIGINT finish the current job), or until idle with burst."""
+    worker = build_worker(settings)
+    log.info("worker.start name=%s queue=%s burst=%s", worker.name, keys.QUEUE, burst)
+    worker.work(burst=burst, with_scheduler=True, logging_level=RQ_LOG_LEVEL)

@@ -1,0 +1,99 @@
+"""The clients a worker process keeps between jobs. I/O edge (opens Redis and HTTP clients).
+
+RQ imports the job functions by name, so they cannot take our objects as arguments; they
+ask ``current()`` instead. ``workers.runner`` installs the process's Settings with
+``install``; a process that did not (RQ's own ``rq worker``) reads them from its environment
+once. The Asana client is opened on first use, so jobs that never call Asana need no token.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import redis
+from rq import Queue
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.queueing import make_queue
+from asana_hooks.redis_conn import connect
+from asana_hooks.settings import Settings
+from workers.batching import Batcher
+from workers.dedupe import Deduper
+from workers.emit import Emitter
+
+REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+"""Longer than connect()'s default: a job's Lua scripts may take a moment on a big delivery."""
+
+
+@dataclass
+class Runtime:
+    """One process's settings and clients."""
+
+    settings: Settings
+    redis: redis.Redis
+    queue: Queue
+    deduper: Deduper
+    batcher: Batcher
+    emitter: Emitter
+    _client: AsanaClient | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        connection = connect(settings.redis_url, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
+        return cls(
+            settings=settings,
+            redis=connection,
+            queue=make_queue(connection),
+            deduper=Deduper(connection),
+            batcher=Batcher(
+                connection,
+                debounce_seconds=settings.debounce_seconds,
+                max_delay_seconds=settings.max_delay_seconds,
+            ),
+            emitter=Emitter(connection, stream_maxlen=settings.stream_maxlen),
+        )
+
+    @property
+    def client(self) -> AsanaClient:
+        if self._client is None:
+            self._client = AsanaClient(self.settings, self.redis, max_wait=30.0)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.redis.close()
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def install(settings: Settings) -> Runtime:
+    """Use these settings for every job this process runs."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+        _current = Runtime.build(settings)
+        return _current
+
+
+def current() -> Runtime:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime.build(Settings.from_environ(os.environ))
+        return _current
+
+
+def reset() -> None:
+    """Forget the installed runtime (tests switch settings between cases)."""
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+        _current = None
