@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -76,8 +78,13 @@ class TestMetrics:
         assert ({"state": "queued"}, 0.0) in metrics[PREFIX + "queue_jobs"]
 
     def test_every_documented_metric_is_exported(self, url: str) -> None:
-        """The names in METRICS (and README.operations.md) are the names on the wire."""
+        """The names in METRICS and in README.md's table are the names on the wire."""
         answer = httpx.get(f"{url}/metrics", timeout=5).text
         families = {family.name for family in text_string_to_metric_families(answer)}
         documented = {PREFIX + name.removesuffix("_total") for name in METRICS}
         assert documented == families
+        readme = (Path(__file__).parent.parent / "README.md").read_text()
+        in_readme = {
+            name.removesuffix("_total") for name in re.findall(r"`(asana_hooks_\w+)`", readme)
+        }
+        assert in_readme == families
