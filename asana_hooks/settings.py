@@ -64,6 +64,7 @@ class Settings:
     max_concurrent_reads: int = 50
     auto_recreate: bool = True
     max_body_bytes: int = 10 * 1024 * 1024
+    body_timeout_seconds: float = 10.0
     handlers: tuple[str, ...] = ()
     forward_url: str | None = None
     forward_secret: Secret | None = None
@@ -98,6 +99,7 @@ class Settings:
             max_concurrent_reads=env.positive_int("ASANA_MAX_CONCURRENT_READS", 50),
             auto_recreate=env.boolean("HOOKS_AUTO_RECREATE", True),
             max_body_bytes=env.positive_int("HOOKS_MAX_BODY_BYTES", 10 * 1024 * 1024),
+            body_timeout_seconds=env.positive_float("HOOKS_BODY_TIMEOUT_SECONDS", 10.0),
             handlers=env.handler_list("HOOKS_HANDLERS"),
             forward_url=env.optional_url("HOOKS_FORWARD_URL"),
             forward_secret=env.secret("HOOKS_FORWARD_SECRET"),

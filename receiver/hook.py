@@ -9,6 +9,7 @@ handlers), so Asana retries and nothing acknowledged is lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,6 +26,10 @@ RETRY_AFTER_SECONDS = "5"
 
 class BodyTooLarge(Exception):
     """The body is larger than the configured limit."""
+
+
+class BodyTooSlow(Exception):
+    """The body did not arrive within HOOKS_BODY_TIMEOUT_SECONDS (a slow or stalled client)."""
 
 
 class ClientGone(Exception):
@@ -53,7 +58,8 @@ class HookEndpoint:
 async def receive_hook(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     desk: DeliveryDesk = scope["state"]["desk"]
-    limit: int = scope["state"]["settings"].max_body_bytes
+    settings = scope["state"]["settings"]
+    limit: int = settings.max_body_bytes
     target_id: str = scope["path_params"]["target_id"]
     secret = signature = declared = None
     for name, value in scope["headers"]:
@@ -64,13 +70,15 @@ async def receive_hook(scope: Scope, receive: Receive, send: Send) -> None:
         elif name == b"content-length":
             declared = value
     try:
-        body = await _read_body(receive, limit, declared)
+        body = await _read_body(receive, limit, declared, settings.body_timeout_seconds)
         if secret is not None:
             answer = await desk.handshake(target_id, secret)
         else:
             answer = await desk.delivery(target_id, body, signature)
     except BodyTooLarge:
         answer = Answer(413, f"the body is larger than {limit} bytes")
+    except BodyTooSlow:
+        answer = Answer(408, "the body did not arrive in time", headers={"Connection": "close"})
     except ClientGone:
         log.info("delivery target_id=%s client disconnected before its body ended", target_id)
         return
@@ -98,9 +106,17 @@ async def send_answer(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
+async def _read_body(receive: Receive, limit: int, declared: bytes | None, timeout: float) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_chunks(receive, limit)
+    except TimeoutError:
+        raise BodyTooSlow from None
+
+
+async def _read_chunks(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -64,7 +64,12 @@ def forward(url: str, change: dict[str, Any], *, secret: str | None) -> int:
         log.warning("forward.unsigned: set HOOKS_FORWARD_SECRET to sign forwarded changes")
     try:
         response = httpx.post(
-            url, content=body, headers=headers, timeout=FORWARD_TIMEOUT_SECONDS, trust_env=False
+            url,
+            content=body,
+            headers=headers,
+            timeout=FORWARD_TIMEOUT_SECONDS,
+            trust_env=False,
+            follow_redirects=False,  # the forward reaches HOOKS_FORWARD_URL and nothing else
         )
     except httpx.HTTPError as exc:
         raise SinkFailed(f"forward to {url} failed: {exc}") from exc
