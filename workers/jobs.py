@@ -14,7 +14,9 @@ from typing import Any
 
 from rq import get_current_job
 
+from asana_hooks import keys
 from asana_hooks.events import Source
+from asana_hooks.redis_conn import text
 from workers import runtime, sinks
 from workers.flush import flush
 from workers.intake import take_delivery
@@ -39,8 +41,13 @@ def process_delivery(
         events = delivery.get("events")
     if not isinstance(events, list):
         events = []
+    current = runtime.current()
+    if webhook_gid is None and target_id is not None:
+        # A delivery taken while its webhook was being re-created: name the new webhook.
+        found = current.redis.hget(keys.target(target_id), "webhook_gid")
+        webhook_gid = text(found) if found else None
     return take_delivery(
-        runtime.current(),
+        current,
         job_id=_job_id(),
         target_id=target_id,
         webhook_gid=webhook_gid,

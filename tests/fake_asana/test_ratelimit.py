@@ -73,7 +73,7 @@ def test_api_latency_and_call_records(fake: FakeAsana, seed: Seed, api: httpx.Cl
         {"opt_fields": "name"},
         404,
     )
-    assert call.ended_at - call.started_at >= 0.05
+    assert call.ended_at - call.started_at >= 0.045  # asyncio may wake a timer 1 ms early
     assert call.headers["authorization"] == "Bearer test-token"
 
 
