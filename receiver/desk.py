@@ -9,11 +9,11 @@ app, which answers 503 so that Asana retries.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
@@ -72,10 +72,11 @@ class DeliveryDesk:
             if not signature_matches(body, signature, target.secret):
                 return await self._refuse(Answer(401, "missing or invalid X-Hook-Signature"))
         try:
-            events = delivery_events(json.loads(body.decode("utf-8")))
-        except (ValueError, RecursionError) as exc:
-            detail = str(exc) if isinstance(exc, MalformedEvent) else "the body is not UTF-8 JSON"
-            return await self._refuse(Answer(400, detail))
+            events = delivery_events(orjson.loads(body))
+        except MalformedEvent as exc:
+            return await self._refuse(Answer(400, str(exc)))
+        except orjson.JSONDecodeError:
+            return await self._refuse(Answer(400, "the body is not UTF-8 JSON"))
         if not events:
             await self._heartbeat(target_id)
             return Answer(200)

@@ -82,3 +82,20 @@ class TestJobRecord:
         ]
         assert [job.kwargs["digest"] for job in jobs] == [str(n) for n in range(50)]
         assert redis_client.hget(keys.STATS, "http:200") == b"50"
+
+
+class TestJobIds:
+    def test_a_forked_child_draws_ids_of_its_own(self) -> None:
+        """Two processes forked from one never write the same job id."""
+        import os
+
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            os.write(writer, rqwire.frame(b"{}", target_id="t", events=1, rq_stamp="s")[:40])
+            os._exit(0)
+        os.waitpid(child, 0)
+        theirs = os.read(reader, 40).split(b" ")[0]
+        ours = rqwire.frame(b"{}", target_id="t", events=1, rq_stamp="s").split(b" ")[0]
+        assert theirs != ours
+        assert theirs.split(b"-")[0] != ours.split(b"-")[0]
