@@ -21,7 +21,11 @@ JOB_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
 """Every job carries a Retry: RQ re-runs a SIGKILLed worker's job only if it has one."""
 
 RESULT_TTL_SECONDS = 600
-"""Finished jobs are kept ten minutes (for the status page), then expire."""
+"""Finished flush and sink jobs are kept ten minutes (their ids guard against doubles)."""
+
+DELIVERY_RESULT_TTL_SECONDS = 0
+"""A finished delivery job is deleted at once: nothing reads its result, and not storing
+it spares RQ a quarter of its work per job. Failed ones stay FAILURE_TTL_SECONDS."""
 
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 """Failed jobs stay a week for `asana-hooks failed replay`, not RQ's default year."""
@@ -57,7 +61,7 @@ def enqueue_events(
         },
         description=f"{source} delivery: {len(events)} events for target {target_id}",
         retry=JOB_RETRY,
-        result_ttl=RESULT_TTL_SECONDS,
+        result_ttl=DELIVERY_RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
         timeout=JOB_TIMEOUT_SECONDS,
         pipeline=pipeline,
