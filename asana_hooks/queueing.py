@@ -23,9 +23,11 @@ JOB_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
 RESULT_TTL_SECONDS = 600
 """Finished flush and sink jobs are kept ten minutes (their ids guard against doubles)."""
 
-DELIVERY_RESULT_TTL_SECONDS = 0
-"""A finished delivery job is deleted at once: nothing reads its result, and not storing
-it spares RQ a quarter of its work per job. Failed ones stay FAILURE_TTL_SECONDS."""
+DELIVERY_RESULT_TTL_SECONDS = 1
+"""A finished delivery job lingers one second: nothing reads its result. Not 0: with 0,
+RQ 3.0 deletes the job on success and, for a job whose first worker was SIGKILLed, trips
+over the dead execution (ValueError "Execution ... not found"), failing a retry that had
+done its work. Failed ones stay FAILURE_TTL_SECONDS."""
 
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 """Failed jobs stay a week for `asana-hooks failed replay`, not RQ's default year."""
