@@ -59,19 +59,25 @@ class Event:
 
     @property
     def fingerprint(self) -> str:
-        """Same for the webhook and the Events API form of one event."""
-        identity = [
-            self.resource.gid,
-            self.action,
-            self.created_at,
-            self.user_gid,
-            self.parent.gid if self.parent else None,
-            self.change_field,
-            self.change_action,
-            *self.value_gids,
-        ]
-        encoded = json.dumps(identity, separators=(",", ":")).encode("utf-8")
-        return hashlib.sha256(encoded).hexdigest()[:32]
+        """Same for the webhook and the Events API form of one event.
+
+        A story is added once, so its gid alone names its ``added`` event: a resync that
+        finds the story afterwards (workers.resync) rebuilds the same fingerprint without
+        knowing the event's exact ``created_at``."""
+        if self.action == "added" and self.resource.resource_type == "story":
+            return _digest([self.resource.gid, self.action])
+        return _digest(
+            [
+                self.resource.gid,
+                self.action,
+                self.created_at,
+                self.user_gid,
+                self.parent.gid if self.parent else None,
+                self.change_field,
+                self.change_action,
+                *self.value_gids,
+            ]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The Asana-shaped compact form (what from_dict and parse_event read back)."""
@@ -98,6 +104,11 @@ class Event:
 
 
 _VALUE_KEYS = ("new_value", "added_value", "removed_value")
+
+
+def _digest(identity: list[object]) -> str:
+    encoded = json.dumps(identity, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()[:32]
 
 
 def delivery_events(payload: object) -> list[Any]:

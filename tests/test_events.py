@@ -123,6 +123,8 @@ class TestFingerprint:
 
 
 def _identity(event: Event) -> tuple[object, ...]:
+    if event.action == "added" and event.resource.resource_type == "story":
+        return (event.resource.gid, event.action)  # a story is added once
     parent = event.parent.gid if event.parent else None
     return (
         event.resource.gid,

@@ -144,6 +144,42 @@ class TestSubscription:
         assert state["resync_items"] == "3"
         assert "resync_since" not in state
 
+    def test_comments_in_the_gap_are_fed_as_added_stories(self, stage: Stage) -> None:
+        """A comment made while the token expired is found through its task and fed as the
+        webhook would have sent it; an older comment on the same task is not fed again."""
+        project = stage.project()
+        stage.register(project)
+        task = stage.fake.world.add_task("t", projects=[project], by=stage.user)
+        old = stage.fake.world.add_comment(task, "before the gap", by=stage.user)
+        poller = stage.poller(force=True, resync_margin=timedelta(0))
+        poller.run_cycle()
+        poller.run_cycle()
+        time.sleep(0.01)
+        stage.fake.expire_sync_tokens()
+        new = stage.fake.world.add_comment(task, "in the gap", by=stage.user)
+        stage.redis.delete(make_queue(stage.redis).key)
+        assert poller.run_cycle().resyncs == 1
+        stories = [e for e in fed(stage) if e["resource"]["resource_type"] == "story"]
+        assert [(e["resource"]["gid"], e["action"]) for e in stories] == [(new, "added")]
+        assert stories[0]["parent"] == {"gid": task, "resource_type": "task"}
+        assert stories[0]["user"] == {"gid": stage.user, "resource_type": "user"}
+        assert old not in {e["resource"]["gid"] for e in fed(stage)}
+
+    def test_filters_without_stories_skip_the_story_listing(self, stage: Stage) -> None:
+        """When no webhook lets stories through, a resync does not list any task's stories."""
+        project = stage.project()
+        stage.register(project, filters=[{"resource_type": "task", "action": "changed"}])
+        poller = stage.poller(force=True, resync_margin=timedelta(0))
+        poller.run_cycle()
+        poller.run_cycle()
+        time.sleep(0.01)
+        stage.fake.expire_sync_tokens()
+        task = stage.fake.world.add_task("t", projects=[project], by=stage.user)
+        stage.fake.world.add_comment(task, "in the gap", by=stage.user)
+        assert poller.run_cycle().resyncs == 1
+        assert not [c for c in stage.fake.calls if c.path.endswith("/stories")]
+        assert not [e for e in fed(stage) if e["resource"]["resource_type"] == "story"]
+
 
 class TestLocking:
     """One poller per resource at a time; a crashed poller's resources are picked up."""

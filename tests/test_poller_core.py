@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asana_hooks.events import parse_event
+from asana_hooks.events import Ref, parse_event
 from asana_hooks.registry import Registration, State
 from workers.health import judge
 from workers.pollcore import (
@@ -18,6 +18,7 @@ from workers.pollcore import (
     passes_filters,
     resync_event,
     resync_start,
+    story_events,
     subscriptions,
 )
 
@@ -169,6 +170,61 @@ class TestResyncEvent:
         """Whatever gid Asana gives, the synthetic event parses back to it."""
         raw = resync_event({"gid": gid}, modified_at=None, now=NOW)
         assert parse_event(raw).resource.gid == gid
+
+
+class TestStoryEvents:
+    """Stories a resync finds on a modified task, fed as the webhook would have sent them."""
+
+    STORIES: tuple[dict[str, Any], ...] = (
+        {"gid": "7", "created_at": "2025-03-01T09:00:00.000Z", "resource_subtype": "comment_added"},
+        {
+            "gid": "8",
+            "created_at": "2025-03-01T11:00:00Z",
+            "resource_subtype": "comment_added",
+            "created_by": {"gid": "5", "resource_type": "user"},
+        },
+        {"gid": "9", "created_at": "not a time"},
+    )
+
+    def test_only_stories_made_since_the_gap_began(self) -> None:
+        """Older stories and ones without a readable created_at are left out."""
+        since = NOW - timedelta(hours=2)
+        events = story_events(self.STORIES, task_gid="42", since=since)
+        assert [(e["resource"]["gid"], e["action"]) for e in events] == [("8", "added")]
+        event = parse_event(events[0])
+        assert (event.parent, event.user_gid, event.resource_subtype) == (
+            Ref("42", "task"),
+            "5",
+            "comment_added",
+        )
+
+    def test_same_fingerprint_as_the_delivered_event(self) -> None:
+        """The webhook's event for the story (its own created_at) is not emitted twice."""
+        found = story_events(self.STORIES, task_gid="42", since=NOW - timedelta(days=1))[1]
+        delivered = {
+            "action": "added",
+            "created_at": "2025-03-01T11:00:00.731Z",
+            "resource": {"gid": "8", "resource_type": "story", "resource_subtype": "comment_added"},
+            "parent": {"gid": "42", "resource_type": "task"},
+            "user": {"gid": "5", "resource_type": "user"},
+        }
+        assert parse_event(found).fingerprint == parse_event(delivered).fingerprint
+
+    @pytest.mark.parametrize(
+        ("filters", "wanted"),
+        [
+            ([], True),
+            ([{"resource_type": "story", "action": "added"}], True),
+            ([{"action": "added"}], True),
+            ([{"resource_type": "task"}], False),
+            ([{"resource_type": "story", "action": "removed"}], False),
+        ],
+    )
+    def test_listing_stories_only_when_a_filter_lets_them_through(
+        self, filters: list[dict[str, Any]], wanted: bool
+    ) -> None:
+        subscription = subscriptions([_registration(filters=filters)])[0]
+        assert subscription.wants_stories is wanted
 
 
 class TestResyncStart:

@@ -5,7 +5,8 @@ The poller keeps one Events API subscription per *resource* (several webhooks ma
 the same project; their events share one dedupe). This module groups registrations into
 subscriptions, applies the webhooks' filters to Events API events (the Events API returns
 everything; a webhook only what its filters let through), builds the synthetic ``changed``
-events a resync feeds into the shared pipeline, and says from when a resync must crawl.
+events a resync feeds into the shared pipeline (for crawled tasks and for their new stories),
+and says from when a resync must crawl.
 See ../shared/reference/asana-events.md and asana-webhooks.md ("Filtering").
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asana_hooks.events import format_timestamp
@@ -55,6 +56,20 @@ class Subscription:
         """The registration whose target and webhook gid the poller's events are sent under."""
         polled = sorted(self.polled, key=lambda r: (_STATE_RANK[r.state], r.target_id))
         return polled[0] if polled else None
+
+    @property
+    def wants_stories(self) -> bool:
+        """Whether any polled webhook's filters could let a story's ``added`` event through
+        (whatever its subtype): if none can, a resync need not list the tasks' stories."""
+        return any(
+            not r.filters
+            or any(
+                item.get("resource_type") in (None, "story")
+                and item.get("action") in (None, "added")
+                for item in r.filters
+            )
+            for r in self.polled
+        )
 
     def wants(self, event: Mapping[str, Any], *, ignore_fields: bool = False) -> bool:
         """Whether any polled webhook's filters let this event through. A resync's synthetic
@@ -139,6 +154,54 @@ def resync_event(
         "user": None,
         RESYNC_MARKER: True,
     }
+
+
+STORY_FIELDS = "created_at,resource_subtype,created_by"
+"""What a resync asks of each story of a modified task: enough to build its event."""
+
+
+def story_events(
+    stories: Iterable[Mapping[str, Any]], *, task_gid: str, since: datetime
+) -> list[dict[str, Any]]:
+    """The ``added`` events of a task's stories created at or after ``since``, as a webhook
+    would have delivered them (the story, the task as parent, its author as user).
+
+    A comment or system story made in a 412 gap bumps the task's ``modified_at``, so the
+    crawl finds the task; this finds the stories themselves. Their fingerprint is the
+    story's gid (asana_hooks.events), so one already delivered is not emitted again.
+    """
+    found = []
+    for story in stories:
+        gid, created_at = story.get("gid"), _parse(story.get("created_at"))
+        if not gid or created_at is None or created_at < since:
+            continue
+        ref: dict[str, Any] = {"gid": str(gid), "resource_type": "story"}
+        subtype = story.get("resource_subtype")
+        if isinstance(subtype, str) and subtype:
+            ref["resource_subtype"] = subtype
+        author = story.get("created_by")
+        user = author.get("gid") if isinstance(author, Mapping) else None
+        found.append(
+            {
+                "action": "added",
+                "created_at": format_timestamp(created_at),
+                "resource": ref,
+                "parent": {"gid": task_gid, "resource_type": "task"},
+                "user": {"gid": str(user), "resource_type": "user"} if user else None,
+                RESYNC_MARKER: True,
+            }
+        )
+    return found
+
+
+def _parse(stamp: object) -> datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def resync_start(last_good_poll_at: datetime | None, *, margin: timedelta) -> datetime | None:

@@ -4,7 +4,9 @@ A 412 on a stored sync token means events were lost (../shared/reference/asana-e
 "this signals you may need to re-crawl the data"). The resync feeds synthetic ``changed``
 events into the same ``process_delivery`` job as everything else, so dedupe, batching,
 rehydration and emit stay shared: one for the resource itself, and for a project one per
-task modified since the last good poll (``GET /tasks?project=&modified_since=``, paginated).
+task modified since the last good poll (``GET /tasks?project=&modified_since=``, paginated)
+plus one ``added`` per story made on such a task since then (``GET /tasks/{gid}/stories``:
+a comment counts as modifying its task), when the webhooks' filters let stories through.
 Progress goes to the log and to ``poll_state(gid)`` after every page, for the status page.
 """
 
@@ -19,10 +21,17 @@ from typing import Any
 from rq import Queue
 
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_errors import NotFound
 from asana_hooks.events import format_timestamp
 from asana_hooks.queueing import enqueue_events
 from asana_hooks.registry import Registration, now_iso
-from workers.pollcore import CRAWLED_TYPES, Subscription, resync_event
+from workers.pollcore import (
+    CRAWLED_TYPES,
+    STORY_FIELDS,
+    Subscription,
+    resync_event,
+    story_events,
+)
 from workers.pollstate import PollLock, PollStore
 
 log = logging.getLogger(__name__)
@@ -85,14 +94,15 @@ def resync(
             "modified_since": format_timestamp(since),
             "opt_fields": CRAWL_FIELDS,
         }
+        stories = _StoryCrawl(client, feed, since) if subscription.wants_stories else None
         page: list[dict[str, Any]] = []
         for task in client.paginate("/tasks", params, limit=CRAWL_PAGE_SIZE):
             page.append(task)
             if len(page) == CRAWL_PAGE_SIZE:
-                pages, items = _progress(store, lock, feed, page, pages, items, gid)
+                pages, items = _progress(store, lock, feed, stories, page, pages, items, gid)
                 page = []
         if page or pages == 0:
-            pages, items = _progress(store, lock, feed, page, pages, items, gid)
+            pages, items = _progress(store, lock, feed, stories, page, pages, items, gid)
     store.commit(
         lock,
         fields={
@@ -120,12 +130,15 @@ def _progress(
     store: PollStore,
     lock: PollLock,
     feed: _Feeder,
+    stories: _StoryCrawl | None,
     page: list[dict[str, Any]],
     pages: int,
     items: int,
     gid: str,
 ) -> tuple[int, int]:
     feed(page, modified=True)
+    if stories is not None:
+        stories(page)
     pages += 1
     items += len(page)
     store.commit(lock, fields={"resync_pages": pages, "resync_items": items})
@@ -152,11 +165,17 @@ class _Feeder:
 
     def __call__(self, resources: list[dict[str, Any]], *, modified: bool) -> None:
         now = self._clock()
-        events = [
-            resync_event(resource, modified_at=_modified_at(resource, modified), now=now)
-            for resource in resources
-            if resource.get("gid")
-        ]
+        self.events(
+            [
+                resync_event(resource, modified_at=_modified_at(resource, modified), now=now)
+                for resource in resources
+                if resource.get("gid")
+            ]
+        )
+
+    def events(self, events: list[dict[str, Any]]) -> None:
+        """Enqueue the events the webhooks' filters let through, as one job."""
+        now = self._clock()
         wanted = [e for e in events if self._subscription.wants(e, ignore_fields=True)]
         if not wanted:
             return
@@ -170,6 +189,34 @@ class _Feeder:
             received_at=format_timestamp(now),
         )
         self.fed += len(wanted)
+
+
+class _StoryCrawl:
+    """Lists the stories of each crawled task and feeds those made since the gap began,
+    one job per page of tasks. Stories come oldest first and the API has no ``since``
+    filter for them, so every page of a task's stories is read."""
+
+    def __init__(self, client: AsanaClient, feed: _Feeder, since: datetime) -> None:
+        self._client = client
+        self._feed = feed
+        self._since = since
+
+    def __call__(self, tasks: list[dict[str, Any]]) -> None:
+        found: list[dict[str, Any]] = []
+        for task in tasks:
+            task_gid = task.get("gid")
+            if not task_gid:
+                continue
+            path = f"/tasks/{task_gid}/stories"
+            try:
+                listed = list(
+                    self._client.paginate(path, {"opt_fields": STORY_FIELDS}, limit=CRAWL_PAGE_SIZE)
+                )
+            except NotFound:
+                continue  # deleted since it was listed: its own event says so
+            found.extend(story_events(listed, task_gid=str(task_gid), since=self._since))
+        if found:
+            self._feed.events(found)
 
 
 def _modified_at(resource: dict[str, Any], modified: bool) -> str | None:

@@ -437,9 +437,8 @@ def _text(value: bytes | str) -> str:
 class Load:
     """Edits the fake's world from a thread: new tasks, renames, notes, comments, deletions."""
 
-    def __init__(self, system: ChaosSystem, *, seed: int = 7, comments: bool = True) -> None:
+    def __init__(self, system: ChaosSystem, *, seed: int = 7) -> None:
         self.system = system
-        self.comments = comments
         self.random = random.Random(seed)
         self.tasks: list[str] = []
         self.deleted: set[str] = set()
@@ -477,10 +476,8 @@ class Load:
             world.update_task(task, by=user, name=f"{task} v{self.ops}")
         elif roll < 0.7:
             world.update_task(task, by=user, notes=f"notes {self.ops}")
-        elif roll < 0.85 and self.comments:
-            world.add_comment(task, f"comment {self.ops}", by=user)
         elif roll < 0.85:
-            world.update_task(task, by=user, name=f"{task} w{self.ops}")
+            world.add_comment(task, f"comment {self.ops}", by=user)
         else:
             completed = not world.objects[task].completed  # type: ignore[attr-defined]
             world.update_task(task, by=user, completed=completed)

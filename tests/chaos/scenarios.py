@@ -271,7 +271,7 @@ def poller_killed_in_resync(
     first.signal(signal.SIGTERM)
     first.wait(20)
     system.fake.knobs.drop_rate = 1.0
-    load = Load(system, comments=False)  # the crawl finds tasks only: see test_chaos
+    load = Load(system)
     load.create(250)
     for _ in range(100):
         load.step()
@@ -326,10 +326,8 @@ def two_pollers(system: ChaosSystem, profile: Profile, notes: dict[str, object])
 def comments_in_resync_gap(
     system: ChaosSystem, profile: Profile, notes: dict[str, object]
 ) -> Verdict:
-    """Known bug: comments made while no webhook delivers and the sync token expired.
-
-    The resync crawls ``GET /tasks?project=&modified_since=`` only (workers/resync.py), so the
-    commented task is emitted again but the comment's story never gets an entry."""
+    """Comments made while no webhook delivers and the sync token expired: the resync finds
+    the commented tasks (``modified_since``) and then their new stories."""
     store = PollStore(system.connection())
     poller = system.role("poller")[0]
     _wait(lambda: store.record(system.project).last_good_poll_at is not None, 20)

@@ -36,11 +36,6 @@ def test_nothing_lost_nothing_doubled(
     assert row.verdict.ok, row.problems()
 
 
-@pytest.mark.xfail(
-    reason="workers/resync.py crawls tasks only: a comment made in a 412 gap never gets "
-    "its story entry (the task is re-emitted)",
-    strict=True,
-)
 def test_comments_in_a_resync_gap_are_emitted(
     profile: Profile, tmp_path: Path, record: list[Row]
 ) -> None:
