@@ -16,6 +16,8 @@ Choices, all for RQ 3.0:
 - ``with_scheduler=True``: the scheduler that enqueues flushes (and retries with an
   interval) runs beside the worker; one per queue is active, another takes over when its lock
   expires.
+- When RQ's loop ends without a stop being asked for (Redis gone in the middle of a job),
+  ``main`` starts a new worker once Redis answers again.
 - Our maintenance also sweeps batches whose flush went missing (a crash between opening a
   batch and scheduling its flush): any batch overdue by SWEEP_AFTER_SECONDS gets a flush now.
 """
@@ -23,8 +25,10 @@ Choices, all for RQ 3.0:
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 import redis
@@ -35,6 +39,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from asana_hooks import keys
+from asana_hooks.redis_conn import connect, unreachable_message
 from asana_hooks.settings import Settings
 from workers import runtime
 from workers.scheduling import flush_now
@@ -58,6 +63,12 @@ SWEEP_AFTER_SECONDS = 30
 
 SWEEP_LIMIT = 1
 
+RESTART_PAUSES_SECONDS = (1.0, 30.0)
+"""After RQ's loop ends unasked: the first pause before a new worker, and the longest."""
+
+RESTART_RESET_SECONDS = 60.0
+"""A worker that ran this long before its loop ended starts the pauses over."""
+
 RQ_LOG_LEVEL = "WARNING"
 """RQ logs every job at INFO; at thousands of jobs a second that is noise, not news."""
 
@@ -68,6 +79,13 @@ class HooksWorker(SimpleWorker):
     One long-lived thread renews whichever job runs now (a thread per job would cost a
     thread switch per job, which at thousands of jobs a second is most of the work).
     """
+
+    stop_requested = False
+    """Set by SIGTERM/SIGINT: when RQ's loop ends, main() knows it was asked to."""
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return EXECUTION_TTL_SECONDS
@@ -136,7 +154,52 @@ def build_worker(settings: Settings, **options: Any) -> HooksWorker:
 
 
 def main(settings: Settings, *, burst: bool = False) -> None:
-    """Run until stopped (SIGTERM/SIGINT finish the current job), or until idle with burst."""
-    worker = build_worker(settings)
-    log.info("worker.start name=%s queue=%s burst=%s", worker.name, keys.QUEUE, burst)
-    worker.work(burst=burst, with_scheduler=True, logging_level=RQ_LOG_LEVEL)
+    """Run until stopped (SIGTERM/SIGINT finish the current job), or until idle with burst.
+
+    RQ waits out a Redis outage while it waits for work, but an error in the bookkeeping
+    around a job (Redis gone in the middle of one) ends its loop. Unless a stop was asked
+    for, a new worker starts once Redis answers again; the interrupted job comes back
+    through its Retry, as after a crash.
+    """
+    pause = RESTART_PAUSES_SECONDS[0]
+    while True:
+        worker = build_worker(settings)
+        log.info("worker.start name=%s queue=%s burst=%s", worker.name, keys.QUEUE, burst)
+        began = time.monotonic()
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level=RQ_LOG_LEVEL)
+        except redis.RedisError as error:  # RQ's teardown needs Redis too
+            log.warning("worker.teardown_failed name=%s error=%s", worker.name, error)
+            if worker.pubsub_thread is not None:
+                worker.pubsub_thread.stop()  # the part of RQ's teardown it did not reach
+        if burst or worker.stop_requested:
+            return
+        if time.monotonic() - began > RESTART_RESET_SECONDS:
+            pause = RESTART_PAUSES_SECONDS[0]
+        log.error(
+            "worker.loop_ended name=%s: RQ logged why above; a new worker starts when Redis "
+            "answers (next try in %.0f s)",
+            worker.name,
+            pause,
+        )
+        _wait_for_redis(settings.redis_url, first_pause=pause)
+        pause = min(pause * 2, RESTART_PAUSES_SECONDS[1])
+
+
+def _wait_for_redis(url: str, *, first_pause: float) -> None:
+    """Sleep, then ping every second until Redis answers (saying so once a minute);
+    SIGTERM/SIGINT end the process meanwhile."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # RQ's handlers belong to the old worker
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    time.sleep(first_pause)
+    connection = connect(url)
+    said_at = float("-inf")
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() - said_at >= 60:
+                log.warning("worker.waiting %s", unreachable_message(url))
+                said_at = time.monotonic()
+            time.sleep(1.0)
