@@ -15,7 +15,8 @@ Choices, all for RQ 3.0:
   within a minute.
 - ``with_scheduler=True``: the scheduler that enqueues flushes (and retries with an
   interval) runs beside the worker; one per queue is active, another takes over when its lock
-  expires.
+  expires, or at its next maintenance when the holder was on this host and has exited
+  (``workers.schedulerlock``).
 - When RQ's loop ends without a stop being asked for (Redis gone in the middle of a job),
   ``main`` starts a new worker once Redis answers again.
 - Our maintenance also sweeps batches whose flush went missing (a crash between opening a
@@ -42,6 +43,7 @@ from asana_hooks import keys
 from asana_hooks.redis_conn import connect, unreachable_message
 from asana_hooks.settings import Settings
 from workers import runtime
+from workers.schedulerlock import release_if_holder_died
 from workers.scheduling import flush_now
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,10 @@ class HooksWorker(SimpleWorker):
                 log.warning("worker.heartbeat_failed job=%s", job.id, exc_info=True)
 
     def run_maintenance_tasks(self) -> None:
+        try:
+            release_if_holder_died(self.connection, keys.QUEUE)
+        except redis.RedisError:
+            log.warning("worker.scheduler_check_failed", exc_info=True)
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         try:
             sweep_lost_batches()

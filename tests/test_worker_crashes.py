@@ -1,8 +1,11 @@
-"""A worker process outlives a Redis outage that hits it in the middle of a job."""
+"""Workers as processes under crashes: Redis lost mid-job, the scheduler's worker killed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import redis
@@ -30,3 +33,18 @@ def test_worker_comes_back_after_redis_goes_away_mid_job(
         assert process.poll() is None, "the worker process exited"
         log = (tmp_path / "worker-0.log").read_text()
         assert "worker.loop_ended" in log
+
+
+def test_scheduled_work_resumes_soon_after_the_scheduler_worker_is_killed(
+    redis_client: redis.Redis, environ: dict[str, str], tmp_path: Path
+) -> None:
+    """Kill the worker (and its scheduler process) holding RQ's scheduler lock: another
+    worker takes the lock within a few seconds, not when the 61 s lock expires, so
+    scheduled jobs (batch flushes, retries) keep running."""
+    queue = make_queue(redis_client)
+    with worker_processes(environ, 2, log_dir=tmp_path):
+        scheduler_pid = wait_for(lambda: queue.scheduler_pid, timeout=20)
+        os.killpg(os.getpgid(scheduler_pid), signal.SIGKILL)
+        wait_for(lambda: queue.scheduler_pid not in (None, scheduler_pid), timeout=15, every=0.2)
+        job = queue.enqueue_in(timedelta(seconds=1), "builtins.len", [1], result_ttl=60)
+        wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=10, every=0.1)
