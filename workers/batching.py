@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 
@@ -276,26 +276,27 @@ class Batcher:
 
     def close(self, gid: str, batch_id: str, *, owner: str) -> CloseResult:
         """Take the batch for flushing if it is due; idempotent for the same owner."""
-        answer = self._close(
-            keys=[
-                keys.batch(gid),
-                keys.closed_batch(batch_id),
-                keys.batch_emitted(batch_id),
-                keys.batch_flushing(gid),
-                keys.OPEN_BATCHES,
-                keys.flush_owned(owner),
-                keys.STATS,
-            ],
-            args=[batch_id, owner, CLOSED_TTL_SECONDS, FLUSH_LEASE_MS, keys.target("")],
-        )
-        state = _text(answer[0])
-        if state == "closed":
-            flat = [_text(item) for item in answer[1]]
-            raw = dict(zip(flat[::2], flat[1::2], strict=True))
-            return CloseResult("closed", ClosedBatch.from_hash(raw))
-        if state in ("not_due", "busy"):
-            return CloseResult(state, wait_ms=max(0, int(answer[1])))  # type: ignore[arg-type]
-        return CloseResult(state)  # type: ignore[arg-type]
+        return self.close_many([(gid, batch_id)], owner=owner)[0]
+
+    def close_many(self, batches: Sequence[tuple[str, str]], *, owner: str) -> list[CloseResult]:
+        """``close`` for each (gid, batch id), in one round trip; each close is atomic."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for gid, batch_id in batches:
+                self._close(
+                    keys=[
+                        keys.batch(gid),
+                        keys.closed_batch(batch_id),
+                        keys.batch_emitted(batch_id),
+                        keys.batch_flushing(gid),
+                        keys.OPEN_BATCHES,
+                        keys.flush_owned(owner),
+                        keys.STATS,
+                    ],
+                    args=[batch_id, owner, CLOSED_TTL_SECONDS, FLUSH_LEASE_MS, keys.target("")],
+                    client=pipe,
+                )
+            answers = pipe.execute()
+        return [_close_result(answer) for answer in answers]
 
     def claim_tick(self, second: int) -> bool:
         """True if no flush was scheduled for ``second`` yet (the caller schedules it)."""
@@ -316,6 +317,17 @@ class Batcher:
             Opened(gid=items[i], batch_id=items[i + 1], due_ms=int(float(items[i + 2])))
             for i in range(0, len(items), 3)
         ]
+
+
+def _close_result(answer: list[Any]) -> CloseResult:
+    state = _text(answer[0])
+    if state == "closed":
+        flat = [_text(item) for item in answer[1]]
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        return CloseResult("closed", ClosedBatch.from_hash(raw))
+    if state in ("not_due", "busy"):
+        return CloseResult(state, wait_ms=max(0, int(answer[1])))  # type: ignore[arg-type]
+    return CloseResult(state)  # type: ignore[arg-type]
 
 
 def _openings(items: list[list[object]] | dict[str, object]) -> tuple[Opened, ...]:

@@ -48,8 +48,9 @@ def flush(runtime: Runtime, *, job_id: str) -> FlushResult:
     batcher = runtime.batcher
     closed: list[ClosedBatch] = []
     already_emitted: list[str] = []
-    for owned_id in batcher.owned(job_id):
-        again = batcher.close(_gid_of(owned_id), owned_id, owner=job_id)
+    owned = batcher.owned(job_id)
+    agains = batcher.close_many([(_gid_of(i), i) for i in owned], owner=job_id) if owned else []
+    for owned_id, again in zip(owned, agains, strict=True):
         if again.batch is not None:
             closed.append(again.batch)
         elif again.state == "emitted":
@@ -71,8 +72,8 @@ def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
     candidates = batcher.due(limit=FLUSH_MAX_BATCHES + 1)
     taken: list[ClosedBatch] = []
     busy = False
-    for candidate in candidates[:FLUSH_MAX_BATCHES]:
-        result = batcher.close(candidate.gid, candidate.batch_id, owner=job_id)
+    chosen = [(candidate.gid, candidate.batch_id) for candidate in candidates[:FLUSH_MAX_BATCHES]]
+    for result in batcher.close_many(chosen, owner=job_id) if chosen else []:
         if result.batch is not None:
             taken.append(result.batch)
         busy = busy or result.state == "busy"
