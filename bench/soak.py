@@ -9,7 +9,8 @@ process: edits of 1 to 5 events, keystroke bursts (one event per delivery on one
 heartbeats, and repeats of earlier deliveries (as Asana's retries would). Every window it
 prints throughput, ack latency (p50/p99), the queue, the worker lag (age of the oldest
 queued job), the RSS of each process and Redis's memory. At the end: memory at start and
-end, and every key without a TTL grouped by kind, each of which must be bounded.
+end, every key without a TTL grouped by kind (each must be bounded), and the keys with a TTL
+by kind (what the dedupe window holds for this traffic), with Redis's bytes per key.
 """
 
 from __future__ import annotations
@@ -260,9 +261,21 @@ def main() -> None:
                 f"{name} {rss_start[name]:.0f} -> {rss_mib(pid):.0f}" for name, pid in pids.items()
             )
         )
+        stats = client.memory_stats()
+        stream_bytes = client.memory_usage(keys.CHANGES_STREAM, samples=0) or 0
+        others = stats["total.allocated"] - stats["startup.allocated"] - stream_bytes
+        print(
+            f"redis at end: the stream {stream_bytes / 2**20:.1f} MiB, {stats['keys.count'] - 1} "
+            f"other keys {others / 2**20:.1f} MiB ({others / max(stats['keys.count'] - 1, 1):.0f} "
+            "bytes per key)"
+        )
+        census = key_census(client)
         print("keys without a TTL (each must be bounded):")
-        for kind, count in sorted(keys_without_ttl(client).items()):
-            print(f"  {count:6d}  {kind}")
+        for kind, count in sorted(census[False].items()):
+            print(f"  {count:8d}  {kind}")
+        print(f"keys with a TTL (they expire; {args.seconds:.0f} s of this traffic holds):")
+        for kind, count in sorted(census[True].items()):
+            print(f"  {count:8d}  {kind}")
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -290,13 +303,13 @@ def oldest_job_age(client: redis.Redis) -> float:
     return (datetime.now(UTC) - enqueued).total_seconds()
 
 
-def keys_without_ttl(client: redis.Redis) -> Counter[str]:
-    kinds: Counter[str] = Counter()
+def key_census(client: redis.Redis) -> dict[bool, Counter[str]]:
+    """Keys grouped by kind (ids replaced by *), split by whether they have a TTL."""
+    census: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
     for key in client.scan_iter(count=1000):
-        if client.ttl(key) == -1:
-            name = key.decode() if isinstance(key, bytes) else str(key)
-            kinds[re.sub(r"[0-9a-f]{8,}[-0-9a-f]*|\d{6,}", "*", name)] += 1
-    return kinds
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        census[client.ttl(key) != -1][re.sub(r"[0-9a-f]{8,}[-0-9a-f]*|\d{6,}", "*", name)] += 1
+    return census
 
 
 if __name__ == "__main__":

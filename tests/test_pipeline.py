@@ -29,6 +29,7 @@ from tests.worker_support import (
     run_workers_until,
     worker_processes,
 )
+from workers.runner import build_worker
 from workers.scheduling import FLUSH_RETRY
 
 
@@ -141,6 +142,25 @@ class TestDedupe:
         (entry,) = changes(redis_client)
         assert entry["sources"] == ["webhook", "poller"]
         assert entry["fields"] == ["name", "notes"]
+
+
+class TestFootprint:
+    """What a delivery leaves in Redis once its job is done: the dedupe marks, nothing more."""
+
+    def test_a_finished_delivery_job_leaves_no_record(
+        self, fake_asana: FakeAsana, worker_settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """Its job record and result are deleted at once: a key left to expire waits until
+        Redis happens to meet it, and beside 48 h of dedupe keys many would wait."""
+        _, user, project = _world(fake_asana)
+        recorder = Recorder(fake_asana)
+        fake_asana.world.add_task("Ship", projects=[project], by=user)
+        deliver(redis_client, recorder.take(), digest="once")
+        queue = Queue(keys.QUEUE, connection=redis_client, serializer=JSONSerializer)
+        (job_id,) = queue.get_job_ids()
+        build_worker(worker_settings).work(burst=True, logging_level="WARNING")
+        assert redis_client.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 0
+        assert redis_client.exists(keys.delivery_seen("target-1", "once")) == 1
 
 
 class TestStatuses:

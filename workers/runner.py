@@ -36,10 +36,13 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from asana_hooks import keys
+from asana_hooks.queueing import DELIVERY_RESULT_TTL_SECONDS
 from asana_hooks.redis_conn import connect, unreachable_message
 from asana_hooks.settings import Settings
 from workers import runtime
@@ -101,6 +104,20 @@ class HooksWorker(SimpleWorker):
         finally:
             self._running = None
         self.set_state(WorkerStatus.IDLE)
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
+    ) -> None:
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        if job.result_ttl != DELIVERY_RESULT_TTL_SECONDS:
+            return
+        # RQ lets a finished delivery job expire after a second, but Redis reclaims an
+        # expired key only when it meets it, and among 48 h of small dedupe keys it lets up
+        # to a tenth of all keys wait: most of Redis's memory, job records of 2-3 KB each.
+        try:
+            self.connection.unlink(job.key, Result.get_key(job.id))  # type: ignore[no-untyped-call]
+        except redis.RedisError:
+            log.warning("worker.unlink_failed job=%s (it expires anyway)", job.id)
 
     _running: tuple[Job, Execution] | None = None
     _beating: threading.Thread | None = None
