@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
@@ -98,6 +98,8 @@ class ApiFrontend:
             response, delayed = await self._process(request, path, record)
         except ApiError as exc:
             response, delayed = exc.response(), False
+        except ClientDisconnect:  # the caller went away mid-body (a killed worker): no answer
+            return Response(status_code=400)
         except Exception:  # a bug in the fake: answer like Asana's 500, keep the record
             logger.exception("fake Asana failed on %s %s", request.method, path)
             response, delayed = ApiError(500, "Server Error").response(), False

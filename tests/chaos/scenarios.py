@@ -264,13 +264,7 @@ def poller_killed_in_resync(
 ) -> Verdict:
     """Changes no webhook delivers and the sync token expired: the poller resyncs, is killed
     in the middle of the crawl, and another poller finishes it."""
-    store = PollStore(system.connection())
-    first = system.role("poller")[0]
-    _wait(lambda: store.record(system.project).last_good_poll_at is not None, 20)
-    first.held_down = True
-    first.signal(signal.SIGTERM)
-    first.wait(20)
-    system.fake.knobs.drop_rate = 1.0
+    store = _stop_the_poller_and_webhooks(system)
     load = Load(system)
     load.create(250)
     for _ in range(100):
@@ -328,13 +322,7 @@ def comments_in_resync_gap(
 ) -> Verdict:
     """Comments made while no webhook delivers and the sync token expired: the resync finds
     the commented tasks (``modified_since``) and then their new stories."""
-    store = PollStore(system.connection())
-    poller = system.role("poller")[0]
-    _wait(lambda: store.record(system.project).last_good_poll_at is not None, 20)
-    poller.held_down = True
-    poller.signal(signal.SIGTERM)
-    poller.wait(20)
-    system.fake.knobs.drop_rate = 1.0
+    store = _stop_the_poller_and_webhooks(system)
     load = Load(system)
     tasks = load.create(3)
     stories = [system.fake.world.add_comment(t, f"gap comment {t}", by=system.user) for t in tasks]
@@ -356,6 +344,7 @@ SCENARIOS: dict[str, tuple[Body, dict[str, object]]] = {
     "flaky asana api": (flaky_api, {"workers": 2}),
     "poller killed in resync": (poller_killed_in_resync, {"workers": 2}),
     "two pollers": (two_pollers, {"workers": 2, "pollers": 0}),
+    "comments in a 412 gap": (comments_in_resync_gap, {"workers": 1}),
 }
 
 
@@ -373,6 +362,19 @@ def _answers(fake: FakeAsana) -> dict[str, object]:
         key = str(record.status) if record.status else "no_answer"
         counts[key] = counts.get(key, 0) + 1
     return {"answers": dict(sorted(counts.items()))}
+
+
+def _stop_the_poller_and_webhooks(system: ChaosSystem) -> PollStore:
+    """Once the poller holds a sync token, stop it and drop every delivery from now on: what
+    happens next reaches us only through a resync."""
+    store = PollStore(system.connection())
+    poller = system.role("poller")[0]
+    _wait(lambda: store.record(system.project).last_good_poll_at is not None, 20)
+    poller.held_down = True
+    poller.signal(signal.SIGTERM)
+    poller.wait(20)
+    system.fake.knobs.drop_rate = 1.0
+    return store
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:

@@ -17,8 +17,6 @@ from tests.chaos.scenarios import (
     SCENARIOS,
     Profile,
     Row,
-    comments_in_resync_gap,
-    run,
     run_named,
 )
 from tests.helpers import wait_for
@@ -33,14 +31,6 @@ def test_nothing_lost_nothing_doubled(
     row = run_named(name, profile, tmp_path)
     record.append(row)
     assert row.verdict.expected > 0
-    assert row.verdict.ok, row.problems()
-
-
-def test_comments_in_a_resync_gap_are_emitted(
-    profile: Profile, tmp_path: Path, record: list[Row]
-) -> None:
-    row = run("comments in a 412 gap", profile, tmp_path, comments_in_resync_gap, workers=1)
-    record.append(row)
     assert row.verdict.ok, row.problems()
 
 

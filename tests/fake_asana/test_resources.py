@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from asana_hooks.fake_asana import FakeAsana
 from asana_hooks.fake_asana.util import iso_now
 
-from .conftest import Seed
+from .conftest import TOKEN, Seed
 
 TASK_FIELDS = {
     "gid",
@@ -223,3 +227,23 @@ def test_writes_produce_events(fake: FakeAsana, seed: Seed, api: httpx.Client) -
         ("deleted", "task"),
     ]
     assert all(e["user"]["gid"] == seed.user for e in events)  # acting as the token's user
+
+
+def test_a_caller_gone_mid_body_is_not_a_fake_failure(
+    fake: FakeAsana, seed: Seed, api: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker killed while sending POST /batch leaves a half body: no traceback, no
+    500 recorded as Asana's answer, and the fake keeps serving."""
+    url = urlsplit(fake.api_url)
+    head = (
+        f"POST {url.path}/batch HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR):
+        with socket.create_connection((url.hostname, url.port)) as raw:
+            raw.sendall(head.encode() + b'{"data": {"actions"')
+        time.sleep(0.3)
+        assert api.get(f"/projects/{seed.project}").status_code == 200
+    assert not [r for r in caplog.records if "fake Asana failed" in r.getMessage()]
+    assert [c.path for c in fake.calls] == [f"/projects/{seed.project}"]
