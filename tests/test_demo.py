@@ -58,6 +58,13 @@ class TestDemo:
             assert " deleted [" in text
             assert "[changed: due_on] 1 event(s) via poller" in text, "the dropped delivery"
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+            # The status page a newcomer opens next (loopback needs no token).
+            page = httpx.get(f"http://127.0.0.1:{port}/status")
+            assert page.status_code == 200
+            assert "text/html" in page.headers["content-type"]
+            status = httpx.get(f"http://127.0.0.1:{port}/status.json").json()
+            assert [w["state"] for w in status["webhooks"]] == ["active"]
+            assert len(status["recent_changes"]) >= 6
             redis_url = re.search(r"dev redis=(\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
             client = redis.Redis.from_url(redis_url)
             entries: Any = client.xrange(keys.CHANGES_STREAM)
