@@ -50,14 +50,10 @@ event_like = st.fixed_dictionaries(
 )
 
 
-def _nested(depth: int, opener: bytes) -> bytes:
-    """``depth`` levels of one opener, closed again: past any parser's recursion limit."""
-    closer = b"".join(b"]" if c == ord("[") else b"}" for c in opener if c in b"[{")
-    return opener * depth + b"0" + closer[::-1] * depth
-
-
 deeply_nested = st.builds(
-    _nested, st.integers(1, 3000), st.sampled_from([b"[", b'{"events": [', b'{"a": '])
+    lambda depth, brackets: brackets[0] * depth + b"0" + brackets[1] * depth,
+    st.integers(1, 3000),  # past any parser's recursion limit
+    st.sampled_from([(b"[", b"]"), (b'{"events": [', b"]}"), (b'{"a": ', b"}")]),
 )
 bodies = st.one_of(
     st.binary(max_size=300),
@@ -134,7 +130,7 @@ def test_never_5xx_and_nothing_unverified_is_enqueued(
         answer = http.post(path, content=body, headers=headers)
         status = answer.status_code
     STATUSES[status] += 1
-    assert status < 500
+    assert status < 500, f"{status} for {body[:80]!r} short_by={short_by}"
     queued_after = client.llen("rq:queue:" + keys.QUEUE)
     if queued_after > queued_before:
         assert status == 200

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,13 +25,14 @@ def test_worker_comes_back_after_redis_goes_away_mid_job(
         slow = queue.enqueue("time.sleep", 2)
         wait_for(lambda: slow.get_status(refresh=True) == "started", timeout=15)
         redis_server.stop()
-        time.sleep(3)  # the job ends while Redis is away
+        log = tmp_path / "worker-0.log"
+        # The job ends while Redis is away, and RQ's loop with it.
+        wait_for(lambda: "worker.loop_ended" in log.read_text(), timeout=20, every=0.1)
         redis_server.start()
         after = queue.enqueue("builtins.len", [1, 2, 3], result_ttl=60)
         wait_for(lambda: after.get_status(refresh=True) == "finished", timeout=30, every=0.1)
         assert process.poll() is None, "the worker process exited"
-        log = (tmp_path / "worker-0.log").read_text()
-        assert "worker.loop_ended" in log
+        assert "worker.loop_ended" in log.read_text()
 
 
 def test_scheduled_work_resumes_soon_after_the_scheduler_worker_is_killed(

@@ -157,7 +157,7 @@ def redis_restart(system: ChaosSystem, profile: Profile, notes: dict[str, object
     load.create(10)
     load.run(per_second=15)
     for _ in range(profile.redis_restarts):
-        time.sleep(2.0)
+        _wait_for_accepted(system.fake, more=10, timeout=20)  # deliveries flow again first
         system.redis_server.stop()
         system.redis_server.start()
     time.sleep(1.0)
@@ -351,6 +351,18 @@ SCENARIOS: dict[str, tuple[Body, dict[str, object]]] = {
 def run_named(name: str, profile: Profile, work_dir: Path) -> Row:
     body, options = SCENARIOS[name]
     return run(name, profile, work_dir, body, **options)
+
+
+def _wait_for_accepted(fake: FakeAsana, *, more: int, timeout: float) -> bool:
+    """Wait until the receiver has answered 200 to ``more`` event deliveries than now."""
+
+    def accepted() -> int:
+        return sum(
+            1 for r in fake.deliveries if r.status == 200 and not (r.heartbeat or r.handshake)
+        )
+
+    target = accepted() + more
+    return _wait(lambda: accepted() >= target, timeout)
 
 
 def _answers(fake: FakeAsana) -> dict[str, object]:
