@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 Source = Literal["webhook", "poller"]
 MAX_GID_LENGTH = 64
+RESYNC_MARKER = "asana_hooks_resync"
+"""Key the poller sets on the synthetic events of a resync (workers.resync): such an event
+says "this resource was modified at ``created_at``", not which change happened."""
 MAX_NAME_LENGTH = 128
 
 
@@ -56,6 +59,8 @@ class Event:
     change_action: str | None = None
     value_gids: tuple[str | None, str | None, str | None] = (None, None, None)
     """The gids of change.new_value, change.added_value and change.removed_value."""
+    resync: bool = False
+    """A resync's synthetic event (``RESYNC_MARKER``); not part of the fingerprint."""
 
     @property
     def fingerprint(self) -> str:
@@ -96,6 +101,8 @@ class Event:
                 if gid is not None:
                     change[key] = {"gid": gid}
             event["change"] = change
+        if self.resync:
+            event[RESYNC_MARKER] = True
         return event
 
     @classmethod
@@ -174,6 +181,7 @@ def parse_event(raw: object) -> Event:
         change_field=change_field,
         change_action=change_action,
         value_gids=value_gids,
+        resync=raw.get(RESYNC_MARKER) is True,
     )
 
 
@@ -221,21 +229,42 @@ def _timestamp(value: object) -> str:
     """Normalise to UTC with milliseconds and Z, Asana's own form."""
     if not isinstance(value, str) or len(value) > 40:
         raise MalformedEvent("created_at must be an ISO 8601 timestamp")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedEvent("created_at must be an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = parse_timestamp(value)
+    if moment is None:
+        raise MalformedEvent("created_at must be an ISO 8601 timestamp")
     try:
         return format_timestamp(moment)
     except (OverflowError, ValueError):
         raise MalformedEvent("created_at is out of range") from None
 
 
+def parse_timestamp(value: object) -> datetime | None:
+    """An ISO 8601 timestamp (Asana's ...Z form or ours) as an aware datetime, else None.
+    A value without a zone is UTC, as Asana's are."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def format_timestamp(moment: datetime) -> str:
+    """UTC with milliseconds and Z: Asana's form, and one that sorts as text."""
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def normal_timestamp(value: object) -> str | None:
+    """Any timestamp Asana gives, in ``format_timestamp``'s form (comparable as text)."""
+    moment = parse_timestamp(value)
+    if moment is None:
+        return None
+    try:
+        return format_timestamp(moment)
+    except (OverflowError, ValueError):
+        return None
 
 
 def delivery_digest(body: bytes) -> str:

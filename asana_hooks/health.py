@@ -9,8 +9,10 @@ means something between Asana and us is broken (../shared/reference/asana-webhoo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from asana_hooks.events import parse_timestamp
 
 Health = Literal["ok", "pending", "failing", "silent", "lost", "retired", "deleted"]
 HEALTH_VALUES: tuple[Health, ...] = (
@@ -28,19 +30,8 @@ HEARTBEAT_TIMEOUT_SECONDS = 9 * 3600.0
 """Asana sends a heartbeat every 8 h; one hour of slack."""
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 timestamp (Asana's ...Z form or ours) as an aware datetime, else None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def seconds_since(value: object, now: datetime) -> float | None:
-    moment = parse_time(value)
+    moment = parse_timestamp(value)
     return None if moment is None else (now - moment).total_seconds()
 
 
@@ -52,7 +43,7 @@ def assess(
 ) -> dict[str, Any]:
     """Health of one `webhooks status` object: the value, why, and when Asana deletes it."""
     state = status.get("state")
-    deletes_at = parse_time(status.get("failure_deletion_timestamp"))
+    deletes_at = parse_timestamp(status.get("failure_deletion_timestamp"))
     result: dict[str, Any] = {
         "health": "ok",
         "reason": None,

@@ -83,6 +83,12 @@ def batch_flushing(resource_gid: str) -> str:
     return f"{PREFIX}batch-flushing:{resource_gid}"
 
 
+def resource_version(resource_gid: str) -> str:
+    """Hash with a 48 h TTL: the newest ``modified_at`` an entry carried for this resource,
+    and whether a resync's entry carried it (so a resync never repeats what was emitted)."""
+    return f"{PREFIX}version:{resource_gid}"
+
+
 def flush_tick(second: int) -> str:
     """String with a 10 min TTL: a flush job is scheduled for this second (one per second)."""
     return f"{PREFIX}flush-tick:{second}"

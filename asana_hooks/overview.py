@@ -65,14 +65,42 @@ def webhook_statuses(
     pipe = connection.pipeline(transaction=False)
     for registration in registrations:
         pipe.hgetall(keys.poll_state(registration.resource_gid))
-    polls = pipe.execute()
+        pipe.exists(keys.sync_token(registration.resource_gid))
+    answers = pipe.execute()
     found = []
-    for registration, poll in zip(registrations, polls, strict=True):
+    for index, registration in enumerate(registrations):
+        poll, subscribed = _decode(answers[2 * index]), bool(answers[2 * index + 1])
         status = registration.to_status_json()
-        status["poller_lag_seconds"] = poller_lag(_decode(poll), now=now)
+        status["poller_lag_seconds"] = poller_lag(poll, now=now)
+        status["events_api"] = events_api(poll, subscribed=subscribed)
         status.update(assess(status, now=now))
         found.append(status)
     return found
+
+
+def events_api(poll: dict[str, str], *, subscribed: bool) -> dict[str, Any]:
+    """The resource's Events API subscription: whether a sync token is held, the last or
+    coming resync, and a line for the status page when something is being caught up."""
+    since, reason = poll.get("resync_since"), poll.get("resync_reason")
+    running = poll.get("resync_state") == "running"
+    resync = None
+    if since or running or poll.get("resync_state"):
+        resync = {
+            "state": "running" if running else ("pending" if since else "done"),
+            "since": since,
+            "reason": reason,
+            "tasks": int(poll.get("resync_items") or 0),
+            "started_at": poll.get("resync_started_at"),
+            "finished_at": poll.get("resync_finished_at"),
+        }
+    note = None
+    if resync is not None and resync["state"] == "running":
+        note = f"resyncing from {since or '?'} ({reason or 'a gap'}): {resync['tasks']} tasks"
+    elif since:
+        note = f"resync from {since} pending: {reason or 'a gap'}"
+    elif not subscribed:
+        note = "no sync token: the next poll resyncs from the webhook's creation or last poll"
+    return {"subscribed": subscribed, "resync": resync, "note": note}
 
 
 def poller_lag(poll: dict[str, str], *, now: datetime) -> float | None:

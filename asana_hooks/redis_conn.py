@@ -52,6 +52,11 @@ def text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def optional_text(value: bytes | str | None) -> str | None:
+    """``text`` for a reply that may be nil."""
+    return None if value is None else text(value)
+
+
 def describe(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)

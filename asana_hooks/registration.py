@@ -1,9 +1,11 @@
 """Register a webhook with Asana the safe way. I/O edge (Asana API and Redis).
 
 Used by `asana-hooks webhooks create` and by the poller when it re-creates a webhook Asana
-deleted. The order matters (DESIGN.md §2, "HTTP routes"): open the handshake window first,
-then ask Asana, which calls our receiver before it answers 201; then compare the secret in
-Asana's 201 body with the one the receiver stored, and undo everything on a mismatch.
+deleted. The order matters (DESIGN.md §2, "HTTP routes", and §6.1): take the resource's Events
+API sync token first (asana_hooks.subscription), so every change from the webhook's first
+second is recoverable; open the handshake window; ask Asana, which calls our receiver before
+it answers 201; then compare the secret in Asana's 201 body with the one the receiver stored,
+and undo everything on a mismatch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from typing import Any
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, NotFound
 from asana_hooks.registry import Registration, Registry, new_target_id
+from asana_hooks.subscription import (
+    RESYNC_MARGIN,
+    drop_taken_token,
+    last_good_poll,
+    open_subscription,
+    resync_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,12 @@ def register(
 ) -> Registration:
     """Create the webhook at Asana for a new target, or again for an existing one."""
     is_new = target_id is None
+    previous = None if target_id is None else registry.get(target_id)
+    since = None
+    if previous is not None:  # a gap since the old webhook's coverage, if the token is gone
+        last_good = last_good_poll(registry.connection, resource_gid)
+        since = resync_from([previous.created_at], last_good, margin=RESYNC_MARGIN)
+    _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
     target_id = target_id or new_target_id()
     url = target_url(public_url, target_id)
     registry.begin(
@@ -55,6 +70,7 @@ def register(
     except AsanaError:
         if is_new:
             registry.forget(target_id)
+            _drop(registry, resource_gid, taken)
         raise
     webhook = body.get("data") or {}
     webhook_gid = str(webhook.get("gid", ""))
@@ -65,6 +81,7 @@ def register(
         _delete_quietly(client, webhook_gid)
         if is_new:
             registry.forget(target_id)
+            _drop(registry, resource_gid, taken)
         else:
             registry.set_state(target_id, "lost", problem="re-creation refused: secret mismatch")
         raise SecretMismatch(
@@ -83,6 +100,11 @@ def register(
     if found is None:
         raise SecretMismatch(f"registration {target_id} vanished while it was being confirmed")
     return found
+
+
+def _drop(registry: Registry, resource_gid: str, token: str | None) -> None:
+    if token is not None:
+        drop_taken_token(registry.connection, resource_gid, token)
 
 
 def _delete_quietly(client: AsanaClient, webhook_gid: str) -> None:

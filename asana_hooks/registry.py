@@ -133,6 +133,7 @@ class Registry:
     """Reads and writes registrations. ``box`` is needed only to touch secrets."""
 
     def __init__(self, connection: redis.Redis, box: SecretBox | None = None) -> None:
+        self.connection = connection
         self._redis = connection
         self._box = box
         self._accept = connection.register_script(_ACCEPT_HANDSHAKE)

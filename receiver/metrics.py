@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from asana_hooks.health import HEALTH_VALUES, parse_time
+from asana_hooks.events import parse_timestamp
+from asana_hooks.health import HEALTH_VALUES
 from asana_hooks.overview import Overview, snapshot
 from asana_hooks.settings import Settings
 from receiver.status import is_allowed, refusal
@@ -35,6 +36,7 @@ METRICS: dict[str, str] = {
     "events_late_total": "Events that arrived over HOOKS_LATE_EVENT_SECONDS after they happened.",
     "batches_total": "Batches flushed (one per resource per quiet window).",
     "changes_emitted_total": "Change entries written to the asana-hooks:changes stream.",
+    "batches_redundant_total": "Batches not emitted: an entry already carried that state.",
     "api_requests_total": "Requests to Asana's API by outcome: HTTP status, timeout, unreachable.",
     "rate_limit_waits_total": "Times a process waited for room in the shared API budget.",
     "api_budget_used": "Requests to Asana in the last minute, all processes together.",
@@ -60,6 +62,7 @@ _STAT_COUNTERS = {
     "events_late_total": "late",
     "batches_total": "batches",
     "changes_emitted_total": "changes",
+    "batches_redundant_total": "redundant",
     "rate_limit_waits_total": "rate_limit_waits",
 }
 
@@ -155,10 +158,10 @@ def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
         events.add_metric(values, webhook.get("events", 0))
         if webhook.get("poller_lag_seconds") is not None:
             lag.add_metric(values, webhook["poller_lag_seconds"])
-        heard = parse_time(webhook.get("last_heartbeat_at"))
+        heard = parse_timestamp(webhook.get("last_heartbeat_at"))
         if heard is not None:
             last_heartbeat.add_metric(values, heard.timestamp())
-        deletes = parse_time(webhook.get("failure_deletion_timestamp"))
+        deletes = parse_timestamp(webhook.get("failure_deletion_timestamp"))
         if deletes is not None:
             deletion.add_metric(values, deletes.timestamp())
     yield from (health, deliveries, heartbeats, events, lag, last_heartbeat, deletion)

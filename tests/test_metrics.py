@@ -62,6 +62,7 @@ class TestMetrics:
                 "batches": 4,
                 "changes": 4,
                 "rate_limit_waits": 6,
+                "redundant": 2,
             },
         )
         metrics = scrape(url)
@@ -71,6 +72,7 @@ class TestMetrics:
         assert metrics[PREFIX + "events_duplicate_total"] == [({}, 3.0)]
         assert metrics[PREFIX + "changes_emitted_total"] == [({}, 4.0)]
         assert metrics[PREFIX + "rate_limit_waits_total"] == [({}, 6.0)]
+        assert metrics[PREFIX + "batches_redundant_total"] == [({}, 2.0)]
         labels = {"webhook": "9001", "resource": "1200"}
         assert (labels, 4.0) in metrics[PREFIX + "webhook_deliveries_total"]
         assert ({**labels, "health": "ok"}, 1.0) in metrics[PREFIX + "webhook_health"]

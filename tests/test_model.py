@@ -74,4 +74,10 @@ class TestResources:
         assert resource_path("task", "1") == "/tasks/1"
         assert resource_path("webhook_thing", "1") is None
         assert "name" in opt_fields("task", {})
-        assert opt_fields("task", {"task": "name, notes"}) == ["name", "notes"]
+        assert opt_fields("story", {"story": "text, created_at"}) == ["text", "created_at"]
+
+    def test_versioned_types_always_fetch_modified_at(self) -> None:
+        """An override without modified_at still gets it for tasks and projects: entries
+        remember it so that a resync never repeats a change (workers.versions)."""
+        assert opt_fields("task", {"task": "name, notes"}) == ["name", "notes", "modified_at"]
+        assert opt_fields("project", {"project": "modified_at,name"}) == ["modified_at", "name"]

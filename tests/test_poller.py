@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from asana_hooks import keys
+from asana_hooks.asana_errors import AsanaError
 from asana_hooks.queueing import make_queue
 from tests.helpers import wait_for
 from tests.poller_stage import CLI, Stage, polling, running_stage
@@ -53,16 +54,68 @@ def events_calls(stage: Stage, resource: str) -> list[Any]:
 class TestSubscription:
     """One Events API subscription per watched resource, its token kept in Redis."""
 
-    def test_first_poll_takes_the_412_token_and_crawls_nothing(self, stage: Stage) -> None:
-        """The first call's 412 gives the first token; it is not a gap."""
+    def test_registration_takes_the_token_before_the_webhook(self, stage: Stage) -> None:
+        """The 412 token is taken before POST /webhooks, so the first poll reads every event
+        since; it is not a gap and crawls nothing."""
         project = stage.project()
         stage.register(project)
+        order = [(c.method, c.path, c.status) for c in stage.fake.calls]
+        assert order.index(("GET", "/events", 412)) < order.index(("POST", "/webhooks", 201))
+        token = PollStore(stage.redis).token(project)
+        assert token
+        task = stage.fake.world.add_task("right away", projects=[project], by=stage.user)
         report = stage.poller(force=True).run_cycle()
-        assert (report.polled, report.resyncs) == (1, 0)
-        assert PollStore(stage.redis).token(project)
-        assert [c.status for c in events_calls(stage, project)] == [412]
+        assert (report.polled, report.resyncs, report.events) == (1, 0, 1)
+        assert [e["resource"]["gid"] for e in fed(stage)] == [task]
+        assert [c.status for c in events_calls(stage, project)] == [412, 200]
         assert not [c for c in stage.fake.calls if c.path == "/tasks"]
         assert PollStore(stage.redis).record(project).last_good_poll_at is not None
+
+    def test_a_stored_token_is_kept(self, stage: Stage) -> None:
+        """A second registration on a followed resource keeps the older token (it covers
+        more) and asks the Events API nothing."""
+        project = stage.project()
+        stage.register(project)
+        token = PollStore(stage.redis).token(project)
+        stage.fake.reset_records()
+        stage.register(project)
+        assert PollStore(stage.redis).token(project) == token
+        assert not events_calls(stage, project)
+
+    def test_without_a_token_the_first_poll_resyncs_from_creation(
+        self, stage: Stage, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The Events API down during registration: creation goes on, and the first poll
+        crawls everything since the webhook was made instead of taking a fresh token."""
+        project = stage.project()
+        stage.fake.knobs.unavailable_paths = "/events"
+        registration = stage.register(project)
+        stage.fake.knobs.unavailable_paths = ""
+        assert registration.state == "active"
+        assert PollStore(stage.redis).token(project) is None
+        task = stage.fake.world.add_task("in the blind window", projects=[project], by=stage.user)
+        with caplog.at_level(logging.WARNING, logger="workers.poller"):
+            report = stage.poller(force=True, resync_margin=timedelta(0)).run_cycle()
+        assert report.resyncs == 1
+        crawled = {e["resource"]["gid"] for e in fed(stage) if e.get("asana_hooks_resync")}
+        assert task in crawled
+        crawl = next(c for c in stage.fake.calls if c.path == "/tasks")
+        assert crawl.query["modified_since"] <= (registration.created_at or "")
+        assert "resyncing from the webhook's creation" in caplog.text
+        state = PollStore(stage.redis).raw(project)
+        assert state["resync_state"] == "done"
+        assert PollStore(stage.redis).token(project)
+
+    def test_a_refused_registration_leaves_no_token(self, stage: Stage) -> None:
+        """A token taken for a webhook Asana then refuses is dropped again: kept, it would
+        one day feed events from before any webhook existed."""
+        project = stage.project()
+        stage.fake.knobs.allow_localhost = False
+        with pytest.raises(AsanaError):
+            stage.register(project)
+        assert ("GET", "/events", 412) in [(c.method, c.path, c.status) for c in stage.fake.calls]
+        assert PollStore(stage.redis).token(project) is None
+        assert stage.registry.all() == []
 
     def test_new_events_are_fed_with_source_poller(self, stage: Stage) -> None:
         """Events since the stored token go into process_delivery jobs; the token moves on."""
@@ -117,7 +170,8 @@ class TestSubscription:
         assert [(e["action"], e["change"]["field"]) for e in fed(stage)] == [("changed", "name")]
 
     def test_expired_token_resyncs_the_gap(self, stage: Stage) -> None:
-        """A 412 on a stored token stores the fresh one and crawls tasks modified since."""
+        """A 412 on a stored token stores the fresh one and crawls tasks modified since; the
+        project itself, unmodified in the gap (its modified_at says so), is not fed."""
         project = stage.project()
         stage.register(project)
         before = stage.fake.world.add_task("old", projects=[project], by=stage.user)
@@ -134,7 +188,7 @@ class TestSubscription:
         report = poller.run_cycle()
         assert report.resyncs == 1
         crawled = {e["resource"]["gid"] for e in fed(stage) if e.get("asana_hooks_resync")}
-        assert crawled == {project, *changed}
+        assert crawled == set(changed)
         assert before not in crawled
         crawl = next(c for c in stage.fake.calls if c.path == "/tasks")
         assert crawl.query["project"] == project
@@ -188,6 +242,7 @@ class TestLocking:
         """While another poller holds the lock, this one does not touch the resource."""
         project = stage.project()
         stage.register(project)
+        stage.fake.reset_records()
         assert PollLock(stage.redis, project, owner="someone else").acquire()
         report = stage.poller(force=True).run_cycle()
         assert (report.busy, report.polled) == (1, 0)

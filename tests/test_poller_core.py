@@ -10,14 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asana_hooks.events import Ref, parse_event
+from asana_hooks.events import RESYNC_MARKER, Ref, parse_event
 from asana_hooks.registry import Registration, State
+from asana_hooks.subscription import resync_from
 from workers.health import judge
 from workers.pollcore import (
-    RESYNC_MARKER,
     passes_filters,
     resync_event,
-    resync_start,
     story_events,
     subscriptions,
 )
@@ -227,16 +226,34 @@ class TestStoryEvents:
         assert subscription.wants_stories is wanted
 
 
-class TestResyncStart:
-    """Where a resync crawl begins."""
+class TestResyncFrom:
+    """Where a resync crawl begins when a resource has no valid sync token."""
+
+    MARGIN = timedelta(seconds=60)
 
     def test_last_good_poll_less_margin(self) -> None:
-        """The crawl starts a margin before the last poll that left a valid token."""
-        assert resync_start(NOW, margin=timedelta(seconds=60)) == NOW - timedelta(seconds=60)
+        """Polled since the webhook was made: the crawl starts a margin before the last good
+        poll, the last moment the Events API is known to have covered."""
+        created = ["2025-03-01T08:00:00.000Z"]
+        assert resync_from(created, NOW, margin=self.MARGIN) == NOW - self.MARGIN
 
-    def test_never_polled_means_nothing_to_catch_up(self) -> None:
-        """A first subscription's 412 is not a gap."""
-        assert resync_start(None, margin=timedelta(seconds=60)) is None
+    def test_never_polled_means_from_the_webhooks_creation(self) -> None:
+        """No good poll yet (a token that could not be taken, a flushed Redis): everything
+        since the webhook was made is crawled, never just a fresh token taken."""
+        assert resync_from(["2025-03-01T11:00:00.000Z"], None, margin=self.MARGIN) == (
+            NOW - timedelta(hours=1) - self.MARGIN
+        )
+
+    def test_the_later_of_creation_and_last_good_poll(self) -> None:
+        """A last good poll older than the registration (a restored snapshot) does not pull
+        the crawl back before the registration existed; the earliest registration counts."""
+        created = ["2025-03-01T11:30:00.000Z", "2025-03-01T11:00:00.000Z", None, "garbage"]
+        old_poll = NOW - timedelta(hours=5)
+        assert resync_from(created, old_poll, margin=timedelta(0)) == NOW - timedelta(hours=1)
+
+    def test_nothing_known_means_no_start(self) -> None:
+        """Without any time to start from there is no crawl to plan."""
+        assert resync_from([None, ""], None, margin=self.MARGIN) is None
 
 
 class TestJudge:

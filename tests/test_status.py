@@ -80,6 +80,31 @@ class TestStatusData:
         assert data["recent_changes"][0]["resource"]["gid"] == "1201"
         assert data["failed_jobs"] == []
 
+    def test_the_events_api_subscription_and_its_resync(
+        self, open_url: str, registry: Registry, redis_client: redis.Redis
+    ) -> None:
+        """A resource without a sync token says the next poll resyncs it; a pending resync
+        says from when and why; a held token with nothing to catch up says nothing."""
+        register_active(registry)
+
+        def events_api() -> dict[str, object]:
+            data = httpx.get(f"{open_url}/status.json", timeout=5).json()
+            return dict(data["webhooks"][0]["events_api"])
+
+        blind = events_api()
+        assert blind["subscribed"] is False
+        assert "next poll resyncs" in str(blind["note"])
+        redis_client.set(keys.sync_token("1200"), "token")
+        assert events_api() == {"subscribed": True, "resync": None, "note": None}
+        redis_client.hset(
+            keys.poll_state("1200"),
+            mapping={"resync_since": "2030-01-01T00:00:00.000Z", "resync_reason": "412"},
+        )
+        pending = events_api()
+        assert pending["note"] == "resync from 2030-01-01T00:00:00.000Z pending: 412"
+        assert isinstance(pending["resync"], dict)
+        assert pending["resync"]["state"] == "pending"
+
     def test_page_is_self_contained(self, open_url: str, registry: Registry) -> None:
         """The HTML embeds its data and script, loads nothing from elsewhere, sets a CSP."""
         register_active(registry)

@@ -56,16 +56,17 @@ end
 local events = (#KEYS - 3) / 4
 for i = 0, events - 1 do
   local bkey, skey, dkey, ckey = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i]
-  local a = 8 + 10 * i
+  local a = 8 + 11 * i
   local gid, rtype, action, field = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local created_at, parent, source = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local is_late = ARGV[a + 9] == '1'
+  local is_late, is_resync = ARGV[a + 9] == '1', ARGV[a + 10] == '1'
   if redis.call('EXISTS', dkey) == 0 then
     local b = redis.call('HMGET', bkey, 'id', 'opened_ms', 'count', 'late', 'first_at',
-      'last_at', 'actions', 'fields', 'sources', 'parent', 'deleted', 'due_ms')
+      'last_at', 'actions', 'fields', 'sources', 'parent', 'deleted', 'due_ms', 'resynced')
     local id, opened_ms, count, nlate = b[1], tonumber(b[2]), tonumber(b[3]), tonumber(b[4])
     local first_at, last_at, actions, fields = b[5], b[6], b[7], b[8]
     local sources, bparent, deleted, due = b[9], b[10], b[11], tonumber(b[12])
+    local resynced = tonumber(b[13]) or 0
     if not id then
       local seq = redis.call('INCR', skey)
       redis.call('EXPIRE', skey, tonumber(ARGV[4]))
@@ -77,6 +78,7 @@ for i = 0, events - 1 do
       opened[#opened + 1] = {gid, id}
     end
     count = count + 1
+    if is_resync then resynced = resynced + 1 end
     if is_late then
       nlate = nlate + 1
       late = late + 1
@@ -96,7 +98,8 @@ for i = 0, events - 1 do
     redis.call('HSET', bkey, 'count', count, 'late', nlate, 'first_at', first_at,
       'last_at', last_at, 'actions', with_word(actions, action),
       'fields', with_word(fields, field), 'sources', with_word(sources, source),
-      'parent', bparent, 'deleted', deleted, 'due_ms', due, 'last_ms', now)
+      'parent', bparent, 'deleted', deleted, 'due_ms', due, 'last_ms', now,
+      'resynced', resynced)
     redis.call('ZADD', KEYS[1], due, gid)
     local second = math.ceil(due / 1000)
     if redis.call('SET', ARGV[5] .. second, '1', 'NX', 'EX', 600) then

@@ -1,8 +1,9 @@
 """Write one entry per closed batch to the changes stream, exactly once. I/O edge (Redis, Lua).
 
 The XADD, the per-batch emitted mark (holding the entry id), the deletion of the closed
-batch, the end of the resource's flush lease and every counter are one Lua script: a flush
-job that runs twice, or dies anywhere and is retried, emits each batch once.
+batch, the end of the resource's flush lease, the resource's version (workers.versions) and
+every counter are one Lua script: a flush job that runs twice, or dies anywhere and is
+retried, emits each batch once. A redundant batch is settled the same way without an entry.
 
 Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
 
@@ -12,6 +13,8 @@ Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
 - ``late``: new events that reached us more than HOOKS_LATE_EVENT_SECONDS after they happened
 - ``batches``: batches closed by a flush job
 - ``changes``: entries written to the stream (one per batch)
+- ``redundant``: batches not emitted because an entry already carried their resource's state
+  (a resync finding what a webhook brought; workers.versions)
 - ``status:<status>``: entries by status (ok, deleted, not_found, forbidden)
 - ``api:<code>``: Asana HTTP answers by status code, plus ``api:timeout``/``api:unreachable``
   (counted by asana_hooks.asana_client)
@@ -24,18 +27,24 @@ The per-target hash (``keys.target``) gets ``duplicates``, ``late``, ``batches``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from asana_hooks import keys
+from asana_hooks.redis_conn import text
 from workers.model import ClosedBatch, summary
+from workers.versions import Version, carried_version
 
 EMITTED_TTL_SECONDS = 48 * 3600
 RECENT_CHANGES_KEPT = 50
+REDUNDANT = "redundant"
+"""What a batch's emitted mark holds when it was settled without an entry."""
 
-# KEYS: emitted, closed, flushing, stream, stats, recent, target (or '').
-# ARGV: batch id, change json, maxlen, emitted ttl, summary json (with __ID__), status, kept.
+# KEYS: emitted, closed, flushing, stream, stats, recent, target (or ''), version.
+# ARGV: batch id, change json, maxlen, emitted ttl, summary json (with __ID__), status, kept,
+#       modified_at the data carries ('' for none), '1' when only a resync's events made it.
 # Returns the new entry id, or the existing one prefixed with '=' when already emitted.
 _EMIT = """
 local existing = redis.call('GET', KEYS[1])
@@ -44,6 +53,15 @@ local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[3]), '*', 'c
 redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[4]))
 redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+if ARGV[8] ~= '' then
+  local known = redis.call('HGET', KEYS[8], 'modified_at')
+  if not known or ARGV[8] > known then
+    redis.call('HSET', KEYS[8], 'modified_at', ARGV[8], 'by_resync', ARGV[9])
+  elseif ARGV[8] == known and ARGV[9] == '0' then
+    redis.call('HSET', KEYS[8], 'by_resync', '0')
+  end
+  redis.call('EXPIRE', KEYS[8], tonumber(ARGV[4]))
+end
 redis.call('HINCRBY', KEYS[5], 'changes', 1)
 redis.call('HINCRBY', KEYS[5], 'status:' .. ARGV[6], 1)
 local recent = string.gsub(ARGV[5], '__ID__', id, 1)
@@ -55,6 +73,17 @@ end
 return id
 """
 
+# KEYS: emitted, closed, flushing, stats. ARGV: batch id, emitted ttl, mark.
+# Returns 1 when settled now, 0 when the batch was emitted or settled before.
+_SETTLE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[2]))
+redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('HINCRBY', KEYS[4], 'redundant', 1)
+return 1
+"""
+
 
 class Emitter:
     """Appends changes to ``keys.CHANGES_STREAM``; see the module docstring for the counters."""
@@ -63,6 +92,7 @@ class Emitter:
         self._redis = connection
         self.stream_maxlen = stream_maxlen
         self._emit = connection.register_script(_EMIT)
+        self._settle = connection.register_script(_SETTLE)
 
     def emit(self, batch: ClosedBatch, change: dict[str, Any]) -> tuple[str, bool]:
         """Write the entry unless this batch was written before; returns (entry id, new)."""
@@ -76,6 +106,7 @@ class Emitter:
                 keys.STATS,
                 keys.RECENT_CHANGES,
                 keys.target(batch.target_id) if batch.target_id else "",
+                keys.resource_version(batch.gid),
             ],
             args=[
                 batch.batch_id,
@@ -85,6 +116,8 @@ class Emitter:
                 json.dumps(recent, separators=(",", ":")),
                 change["status"],
                 RECENT_CHANGES_KEPT,
+                carried_version(change.get("data")) or "",
+                "1" if batch.resync_only else "0",
             ],
         )
         entry_id = result.decode() if isinstance(result, bytes) else str(result)
@@ -92,12 +125,41 @@ class Emitter:
             return entry_id[1:], False
         return entry_id, True
 
+    def settle_redundant(self, batch: ClosedBatch) -> bool:
+        """Close a batch without an entry (workers.versions said it repeats one); once."""
+        return bool(
+            self._settle(
+                keys=[
+                    keys.batch_emitted(batch.batch_id),
+                    keys.closed_batch(batch.batch_id),
+                    keys.batch_flushing(batch.gid),
+                    keys.STATS,
+                ],
+                args=[batch.batch_id, EMITTED_TTL_SECONDS, REDUNDANT],
+            )
+        )
+
+    def versions(self, gids: Sequence[str]) -> dict[str, Version]:
+        """The remembered version of each resource that has one, in one round trip."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for gid in gids:
+                pipe.hgetall(keys.resource_version(gid))
+            answers = pipe.execute()
+        found = {}
+        for gid, raw in zip(gids, answers, strict=True):
+            version = Version.from_hash({text(k): text(v) for k, v in raw.items()})
+            if version is not None:
+                found[gid] = version
+        return found
+
     def emitted_change(self, batch_id: str) -> tuple[str, dict[str, Any]] | None:
         """The entry a batch was emitted as, while the stream still holds it."""
         raw_id = self._redis.get(keys.batch_emitted(batch_id))
         if raw_id is None:
             return None
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        entry_id = text(raw_id)
+        if entry_id == REDUNDANT:
+            return None
         found = self._redis.xrange(keys.CHANGES_STREAM, entry_id, entry_id)
         if not found:
             return None

@@ -21,6 +21,7 @@ from workers.model import ClosedBatch, build_change
 from workers.rehydrate import rehydrate
 from workers.runtime import Runtime
 from workers.scheduling import enqueue_sinks, flush_now, schedule_ticks
+from workers.versions import redundancy
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,11 @@ def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
 
 def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
     """Fetch and emit every closed batch; emit what succeeded, then raise the first error."""
-    outcomes = rehydrate(runtime.client, closed, overrides=runtime.settings.opt_fields)
+    needed = _settle_redundant(runtime, closed)
+    outcomes = rehydrate(runtime.client, needed, overrides=runtime.settings.opt_fields)
     emitted = 0
     first_error: AsanaError | None = None
-    for batch in closed:
+    for batch in needed:
         outcome = outcomes[batch.batch_id]
         if outcome.fetched is None:
             first_error = first_error or outcome.error
@@ -112,6 +114,26 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
             )
         raise first_error
     return emitted
+
+
+def _settle_redundant(runtime: Runtime, closed: list[ClosedBatch]) -> list[ClosedBatch]:
+    """Close without an entry (and without a GET) each batch that would repeat one; return
+    the others. Sound because a resource's batches are flushed one at a time (its lease)."""
+    known = runtime.emitter.versions(sorted({batch.gid for batch in closed}))
+    needed = []
+    for batch in closed:
+        reason = redundancy(batch, known.get(batch.gid))
+        if reason is None:
+            needed.append(batch)
+        elif runtime.emitter.settle_redundant(batch):
+            log.info(
+                "flush.redundant resource=%s batch=%s events=%d: %s",
+                batch.gid,
+                batch.batch_id,
+                batch.count,
+                reason,
+            )
+    return needed
 
 
 def _send_sinks(runtime: Runtime, batch_id: str, change: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asana_hooks.health import describe_duration, parse_time
+from asana_hooks.events import parse_timestamp
+from asana_hooks.health import describe_duration
 from asana_hooks.registry import Registration, State
 
 MAX_FAILURE_CONTENT = 200
@@ -62,7 +63,7 @@ def judge(
 
 def _delivery_problem(webhook: Mapping[str, Any], *, now: datetime) -> str | None:
     retries = webhook.get("delivery_retry_count") or 0
-    deletes_at = parse_time(webhook.get("failure_deletion_timestamp"))
+    deletes_at = parse_timestamp(webhook.get("failure_deletion_timestamp"))
     if webhook.get("active") is False:
         return "Asana reports the webhook inactive: it sends no events"
     if deletes_at is None and not (isinstance(retries, int) and retries > 0):
@@ -90,8 +91,8 @@ def _silence_problem(
     heard = [
         moment
         for moment in (
-            parse_time(registration.last_heartbeat_at),
-            parse_time(webhook.get("created_at")),
+            parse_timestamp(registration.last_heartbeat_at),
+            parse_timestamp(webhook.get("created_at")),
         )
         if moment is not None
     ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from asana_hooks.events import Event, Source
+from asana_hooks.events import Event, Source, parse_timestamp
 
 Status = Literal["ok", "deleted", "not_found", "forbidden"]
 
@@ -33,9 +33,11 @@ class BatchEvent:
     webhook_gid: str | None
     target_id: str | None
     late: bool
+    resync: bool = False
+    """A resync's synthetic event: "modified at created_at", not a change Asana reported."""
 
     def args(self) -> tuple[str, ...]:
-        """The ten positional values the batching Lua script reads per event."""
+        """The eleven positional values the batching Lua script reads per event."""
         return (
             self.gid,
             self.resource_type,
@@ -47,6 +49,7 @@ class BatchEvent:
             self.webhook_gid or "",
             self.target_id or "",
             "1" if self.late else "0",
+            "1" if self.resync else "0",
         )
 
     @classmethod
@@ -59,6 +62,7 @@ class BatchEvent:
         target_id: str | None,
         late: bool,
     ) -> BatchEvent:
+        """Only the poller's own resync marks events as synthetic: a webhook never does."""
         return cls(
             fingerprint=event.fingerprint,
             gid=event.resource.gid,
@@ -71,22 +75,16 @@ class BatchEvent:
             webhook_gid=webhook_gid,
             target_id=target_id,
             late=late,
+            resync=event.resync and source == "poller",
         )
 
 
 def is_late(created_at: str, received_at: str, late_after_seconds: float) -> bool:
     """Did the event reach us more than ``late_after_seconds`` after it happened?"""
-    try:
-        created = _parse(created_at)
-        received = _parse(received_at)
-    except ValueError:
+    created, received = parse_timestamp(created_at), parse_timestamp(received_at)
+    if created is None or received is None:
         return False
     return (received - created).total_seconds() > late_after_seconds
-
-
-def _parse(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def flush_time(due_ms: int) -> datetime:
@@ -113,6 +111,14 @@ class ClosedBatch:
     parent: dict[str, str] | None
     deleted: bool
     late: int
+    resynced: int = 0
+    """How many of its events were a resync's synthetic ones."""
+
+    @property
+    def resync_only(self) -> bool:
+        """Every event came from a resync crawl: the batch knows a modification time, not
+        which change happened, so an entry already carrying that state makes it redundant."""
+        return self.count > 0 and self.resynced >= self.count
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> ClosedBatch:
@@ -132,6 +138,7 @@ class ClosedBatch:
             parent=json.loads(parent) if parent else None,
             deleted=raw.get("deleted") == "1",
             late=int(raw.get("late", 0)),
+            resynced=int(raw.get("resynced", 0)),
         )
 
 

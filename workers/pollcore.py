@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from asana_hooks.events import format_timestamp
+from asana_hooks.events import RESYNC_MARKER, format_timestamp, parse_timestamp
 from asana_hooks.registry import Registration
 
 POLLED_STATES = frozenset({"active", "failing", "lost"})
@@ -25,9 +25,6 @@ POLLED_STATES = frozenset({"active", "failing", "lost"})
 
 WATCHED_STATES = frozenset({"active", "failing", "lost", "retired"})
 """Registrations whose webhook the health check asks Asana about each cycle."""
-
-RESYNC_MARKER = "asana_hooks_resync"
-"""Key set on synthetic events; parse_event ignores it, a reader of raw jobs sees why."""
 
 CRAWLED_TYPES = frozenset({"project"})
 """Resources whose tasks a resync crawls (``GET /tasks?project=&modified_since=``)."""
@@ -172,7 +169,7 @@ def story_events(
     """
     found = []
     for story in stories:
-        gid, created_at = story.get("gid"), _parse(story.get("created_at"))
+        gid, created_at = story.get("gid"), parse_timestamp(story.get("created_at"))
         if not gid or created_at is None or created_at < since:
             continue
         ref: dict[str, Any] = {"gid": str(gid), "resource_type": "story"}
@@ -192,25 +189,3 @@ def story_events(
             }
         )
     return found
-
-
-def _parse(stamp: object) -> datetime | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def resync_start(last_good_poll_at: datetime | None, *, margin: timedelta) -> datetime | None:
-    """From when a resync crawls: the start of the last poll that left a valid token, less a
-    margin for clock skew between Asana and us. None (no poll ever succeeded: the first
-    subscription) means there is nothing to catch up on; webhooks covered the time before."""
-    return None if last_good_poll_at is None else last_good_poll_at - margin
-
-
-def earliest(*moments: datetime | None) -> datetime | None:
-    known = [moment for moment in moments if moment is not None]
-    return min(known) if known else None

@@ -11,13 +11,18 @@ resource a registered webhook watches, under that resource's lock (``workers.pol
    goes into the same ``process_delivery`` job as webhook deliveries (``source="poller"``),
    so what a webhook already delivered is dropped there as a duplicate. The token is stored
    after each page is enqueued: a crash re-reads the page, which dedupe absorbs;
-3. a 412 on a stored token means events were lost: the fresh token is stored together
-   with ``resync_since`` and the gap is crawled (``workers.resync``). A crash during the
-   crawl leaves ``resync_since`` behind, and the next cycle crawls again.
+3. a 412 means events may be lost: on a stored token, since the last good poll; with no
+   stored token (Redis flushed or restored, a first call that failed), since the webhook's
+   creation or the last good poll, whichever is later (asana_hooks.subscription). The fresh
+   token is stored together with ``resync_since`` and the gap is crawled
+   (``workers.resync``). A crash during the crawl leaves ``resync_since`` behind, and the
+   next cycle crawls again.
 
-The gap while a webhook was missing needs no crawl of its own: the Events API subscription
-is independent of the webhook and keeps running, so the poll right after a re-creation
-recovers it event by event; if the token expired meanwhile, step 3 crawls.
+A resource's first token is taken by ``register`` before its webhook exists, so there is no
+first-poll blind window. The gap while a webhook was missing needs no crawl of its own: the
+Events API subscription is independent of the webhook and keeps running, so the poll right
+after a re-creation recovers it event by event; if the token was lost meanwhile, the
+re-creation marks the gap for a crawl from the last good poll.
 Every call goes through ``AsanaClient``, so polling shares the workers' budget and 429 pauses.
 """
 
@@ -46,15 +51,13 @@ from asana_hooks.registration import SecretMismatch, register
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
+from asana_hooks.subscription import RESYNC_MARGIN, resync_from
 from workers.health import judge
-from workers.pollcore import Subscription, resync_start, subscriptions
+from workers.pollcore import Subscription, subscriptions
 from workers.pollstate import DEFAULT_LOCK_TTL_MS, LockLost, PollLock, PollStore, new_owner_id
 from workers.resync import resync
 
 log = logging.getLogger(__name__)
-
-RESYNC_MARGIN = timedelta(seconds=60)
-"""A resync crawls from this long before the last good poll: clock skew with Asana."""
 
 DUE_FRACTION = 0.9
 """A resource is polled again once this fraction of the interval has passed since the last
@@ -231,21 +234,28 @@ class Poller:
     ) -> None:
         gid = subscription.resource_gid
         last_good = self._store.record(gid).last_good_poll_at
-        since = resync_start(last_good, margin=self.resync_margin)
+        created = [registration.created_at for registration in subscription.polled]
+        since = resync_from(created, last_good, margin=self.resync_margin)
         if since is None:
             self._store.commit(lock, token=expired.sync)
-            log.info("poll.subscribed resource=%s: first sync token stored", gid)
+            log.warning("poll.subscribed resource=%s: no creation time known to resync from", gid)
             return
-        reason = "sync token expired (412)" if token else "no stored sync token"
+        if token:
+            reason = "sync token expired (412)"
+        elif last_good is None:
+            reason = "no stored sync token; resyncing from the webhook's creation"
+        else:
+            reason = "no stored sync token; resyncing from the last good poll"
         self._store.commit(
             lock,
             token=expired.sync,
             fields={"resync_since": format_timestamp(since), "resync_reason": reason},
         )
         log.warning(
-            "poll.gap resource=%s last_good_poll=%s: %s, events may be lost; resyncing",
+            "poll.gap resource=%s last_good_poll=%s since=%s: %s, events may be lost; resyncing",
             gid,
             format_timestamp(last_good) if last_good else "never",
+            format_timestamp(since),
             reason,
         )
         self._resync(subscription, lead, lock, since=since, reason=reason)

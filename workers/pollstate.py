@@ -22,10 +22,8 @@ from datetime import datetime
 import redis
 
 from asana_hooks import keys
-from asana_hooks.health import parse_time
-
-SYNC_TOKEN_TTL_SECONDS = 24 * 3600
-"""Asana's sync tokens never outlive 24 h; ours are dropped at the same age."""
+from asana_hooks.events import parse_timestamp
+from asana_hooks.subscription import SYNC_TOKEN_TTL_SECONDS
 
 DEFAULT_LOCK_TTL_MS = 120_000
 """Long enough for one Events API page or crawl page within the client's waits (30 s + 30 s),
@@ -94,9 +92,9 @@ class PollRecord:
     @classmethod
     def from_hash(cls, raw: Mapping[str, str]) -> PollRecord:
         return cls(
-            last_attempt_at=parse_time(raw.get("last_attempt_at")),
-            last_good_poll_at=parse_time(raw.get("last_good_poll_at")),
-            resync_since=parse_time(raw.get("resync_since")),
+            last_attempt_at=parse_timestamp(raw.get("last_attempt_at")),
+            last_good_poll_at=parse_timestamp(raw.get("last_good_poll_at")),
+            resync_since=parse_timestamp(raw.get("resync_since")),
             resync_reason=raw.get("resync_reason") or None,
         )
 

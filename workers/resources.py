@@ -63,7 +63,16 @@ def resource_path(resource_type: str, gid: str) -> str | None:
     return f"/{collection}/{gid}" if collection else None
 
 
+VERSIONED_TYPES = frozenset({"task", "project"})
+"""Types whose ``modified_at`` is always fetched, overrides or not: entries remember it so
+that a resync never repeats what was emitted (workers.versions)."""
+
+
 def opt_fields(resource_type: str, overrides: Mapping[str, str]) -> list[str]:
-    """The fields to ask for: the override for this type, else our default, else Asana's."""
+    """The fields to ask for: the override for this type, else our default, else Asana's;
+    plus ``modified_at`` for the types in VERSIONED_TYPES."""
     raw = overrides.get(resource_type) or DEFAULT_OPT_FIELDS.get(resource_type, "")
-    return [name.strip() for name in raw.split(",") if name.strip()]
+    fields = [name.strip() for name in raw.split(",") if name.strip()]
+    if resource_type in VERSIONED_TYPES and "modified_at" not in fields:
+        fields.append("modified_at")
+    return fields

@@ -3,10 +3,12 @@
 A 412 on a stored sync token means events were lost (../shared/reference/asana-events.md:
 "this signals you may need to re-crawl the data"). The resync feeds synthetic ``changed``
 events into the same ``process_delivery`` job as everything else, so dedupe, batching,
-rehydration and emit stay shared: one for the resource itself, and for a project one per
-task modified since the last good poll (``GET /tasks?project=&modified_since=``, paginated)
-plus one ``added`` per story made on such a task since then (``GET /tasks/{gid}/stories``:
-a comment counts as modifying its task), when the webhooks' filters let stories through.
+rehydration and emit stay shared: one for the resource itself when it was modified in the gap
+(or has no ``modified_at`` to tell), and for a project one per task modified since the gap
+began (``GET /tasks?project=&modified_since=``, paginated) plus one ``added`` per story made
+on such a task since then (``GET /tasks/{gid}/stories``: a comment counts as modifying its
+task), when the webhooks' filters let stories through. A synthetic event carries the task's
+``modified_at``; what webhooks already brought is not emitted again (workers.versions).
 Progress goes to the log and to ``poll_state(gid)`` after every page, for the status page.
 """
 
@@ -22,7 +24,7 @@ from rq import Queue
 
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import NotFound
-from asana_hooks.events import format_timestamp
+from asana_hooks.events import format_timestamp, parse_timestamp
 from asana_hooks.queueing import enqueue_events
 from asana_hooks.registry import Registration, now_iso
 from workers.pollcore import (
@@ -33,6 +35,7 @@ from workers.pollcore import (
     story_events,
 )
 from workers.pollstate import PollLock, PollStore
+from workers.resources import resource_path
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +87,9 @@ def resync(
         clear=("resync_finished_at",),
     )
     feed = _Feeder(queue, subscription=subscription, lead=lead, clock=clock)
-    if subscription.resource_type:
-        feed([{"gid": gid, "resource_type": subscription.resource_type}], modified=False)
+    itself = _resource_itself(client, subscription, since)
+    if itself is not None:
+        feed([itself])
     pages = 0
     items = 0
     if subscription.resource_type in CRAWLED_TYPES:
@@ -126,6 +130,28 @@ def resync(
     return ResyncResult(pages=pages, items=items, fed=feed.fed)
 
 
+def _resource_itself(
+    client: AsanaClient, subscription: Subscription, since: datetime
+) -> dict[str, Any] | None:
+    """The watched resource, when it may have changed in the gap: None when its
+    ``modified_at`` says it did not; as a bare reference when nothing can tell."""
+    kind = subscription.resource_type
+    if not kind:
+        return None
+    itself: dict[str, Any] = {"gid": subscription.resource_gid, "resource_type": kind}
+    path = resource_path(kind, subscription.resource_gid)
+    if path is None:
+        return itself
+    try:
+        data = client.get(path, {"opt_fields": "name,modified_at"}).get("data") or {}
+    except NotFound:
+        return itself  # its own entry will say not_found
+    modified = parse_timestamp(data.get("modified_at"))
+    if modified is not None and modified < since:
+        return None
+    return {**itself, "name": data.get("name"), "modified_at": data.get("modified_at")}
+
+
 def _progress(
     store: PollStore,
     lock: PollLock,
@@ -136,7 +162,7 @@ def _progress(
     items: int,
     gid: str,
 ) -> tuple[int, int]:
-    feed(page, modified=True)
+    feed(page)
     if stories is not None:
         stories(page)
     pages += 1
@@ -163,11 +189,11 @@ class _Feeder:
         self._clock = clock
         self.fed = 0
 
-    def __call__(self, resources: list[dict[str, Any]], *, modified: bool) -> None:
+    def __call__(self, resources: list[dict[str, Any]]) -> None:
         now = self._clock()
         self.events(
             [
-                resync_event(resource, modified_at=_modified_at(resource, modified), now=now)
+                resync_event(resource, modified_at=_modified_at(resource), now=now)
                 for resource in resources
                 if resource.get("gid")
             ]
@@ -219,6 +245,6 @@ class _StoryCrawl:
             self._feed.events(found)
 
 
-def _modified_at(resource: dict[str, Any], modified: bool) -> str | None:
-    value = resource.get("modified_at") if modified else None
+def _modified_at(resource: dict[str, Any]) -> str | None:
+    value = resource.get("modified_at")
     return value if isinstance(value, str) and value else None

@@ -16,7 +16,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from asana_hooks.health import describe_duration, parse_time
+from asana_hooks.events import parse_timestamp
+from asana_hooks.health import describe_duration
 
 HEALTH_STYLES = {
     "ok": "green",
@@ -59,7 +60,7 @@ def styled(text: str, health: str) -> str:
 
 def ago(value: object, now: datetime | None = None) -> str:
     """'3 min ago' for a timestamp, '-' for none."""
-    moment = parse_time(value)
+    moment = parse_timestamp(value)
     if moment is None:
         return "-"
     now = now or datetime.now(UTC)

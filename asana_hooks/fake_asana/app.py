@@ -122,6 +122,8 @@ class ApiFrontend:
         body = _parse_body(await request.body(), request.headers.get("content-type", ""))
         if random.random() < knobs.chaos_500_rate:
             return ApiError(500, "Server Error").response(), False
+        if _unavailable(path, knobs.unavailable_paths):
+            return ApiError(503, "Service Unavailable").response(), False
         if random.random() < knobs.chaos_429_rate:
             retry = retry_after_seconds(self.ctx.timing.time_scale)
             return self._reject(Rejection(retry, "rate")), False
@@ -153,6 +155,10 @@ class ApiFrontend:
             return await self.router.dispatch(api_request), True
         finally:
             self.ctx.limiter.release_reads(token, reads)
+
+
+def _unavailable(path: str, prefixes: str) -> bool:
+    return any(path.startswith(prefix) for prefix in prefixes.split(",") if prefix)
 
 
 def build_app(

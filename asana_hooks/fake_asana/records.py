@@ -22,6 +22,7 @@ class Knobs:
     chaos_429_rate: float = 0.0
     chaos_500_rate: float = 0.0
     api_latency: float = 0.0  # real seconds added to every API answer
+    unavailable_paths: str = ""  # comma-separated path prefixes answered 503 (an outage)
     allow_localhost: bool = True  # real Asana refuses localhost targets (403)
     delivery_timeout: float = 10.0  # real seconds; Asana waits 10 s for the target
     handshake_timeout: float = 10.0

@@ -302,7 +302,7 @@ def two_pollers(system: ChaosSystem, profile: Profile, notes: dict[str, object])
     for poller in system.role("poller"):
         poller.start(system.env)
     store = PollStore(system.connection())
-    # Events dropped before the first sync token are nobody's to recover (by design).
+    # Both pollers are past their first pass before anything is dropped.
     _wait(lambda: store.record(system.project).last_good_poll_at is not None, 20)
     system.fake.knobs.drop_rate = 0.3
     load = Load(system)
