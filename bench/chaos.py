@@ -19,7 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.chaos.scenarios import FULL, SCENARIOS, Row, run_named, selected_profile, table
+from tests.chaos.scenarios import (
+    FULL,
+    SCENARIOS,
+    Row,
+    run_named,
+    selected_profile,
+    table,
+    table_line,
+)
 
 
 def main() -> int:
@@ -42,7 +50,7 @@ def main() -> int:
         status = "ok" if row.verdict.ok else "FAILED " + row.problems()
         print(f"  {name}: {row.seconds:.1f} s {status}", flush=True)
     print()
-    print(table(rows, profile=profile.name))
+    print(table([table_line(row) for row in rows], profile=profile.name))
     print(f"total {time.monotonic() - began:.1f} s")
     return 0 if all(row.verdict.ok for row in rows) else 1
 

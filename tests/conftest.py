@@ -11,6 +11,9 @@ from asana_hooks.fake_asana import FakeAsana
 from asana_hooks.redis_server import EmbeddedRedis
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
+from tests.chaos.scenarios import CHAOS_LINE, selected_profile, table
+
+CHAOS_LINES: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +86,17 @@ def worker_settings(worker_environ: dict[str, str]) -> Iterator[Settings]:
 
     yield Settings.from_environ(worker_environ)
     runtime.reset()
+
+
+# The chaos table, gathered from every test process ---------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        CHAOS_LINES.extend(str(v) for name, v in report.user_properties if name == CHAOS_LINE)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CHAOS_LINES:
+        terminalreporter.section("chaos: lost and doubled changes")
+        terminalreporter.write_line(table(CHAOS_LINES, profile=selected_profile().name))

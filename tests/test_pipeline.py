@@ -296,9 +296,13 @@ class TestCrash:
                 timeout=15,
             )
             job = Job.fetch(flush_id, connection=redis_client, serializer=JSONSerializer)
-            pid = int(redis_client.hget(f"rq:worker:{job.worker_name}", "pid") or 0)
-            assert pid
-            os.kill(pid, signal.SIGKILL)
+
+            def worker_pid() -> int:
+                job.refresh()  # type: ignore[no-untyped-call]
+                return int(redis_client.hget(f"rq:worker:{job.worker_name}", "pid") or 0)
+
+            # RQ puts the job in the started registry a moment before it names its worker.
+            os.kill(wait_for(worker_pid, timeout=5), signal.SIGKILL)
             fake_asana.knobs.api_latency = 0.0
             wait_for(lambda: len(changes(redis_client)) == len(tasks), timeout=40)
             time.sleep(0.5)

@@ -1,5 +1,9 @@
-"""Chaos scenarios: the profile (fast by default, full with HOOKS_CHAOS_FULL=1) and the
-summary table printed at the end of the session."""
+"""Chaos scenarios: the profile (fast by default, full with HOOKS_CHAOS_FULL=1), and the
+rows of the summary table that tests/conftest.py prints at the end of the session.
+
+Each row travels as a line in its test's ``user_properties``, so the table is whole when the
+tests run in several processes (pytest-xdist): the report hooks run where the session ends.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.chaos.scenarios import Profile, Row, selected_profile, table
-
-ROWS: list[Row] = []
+from tests.chaos.scenarios import CHAOS_LINE, Profile, Row, selected_profile, table_line
 
 
 @pytest.fixture(scope="session")
@@ -18,14 +20,8 @@ def profile() -> Profile:
 
 
 @pytest.fixture
-def record() -> Iterator[list[Row]]:
+def record(request: pytest.FixtureRequest) -> Iterator[list[Row]]:
     """Rows appended here are printed in the session's chaos table."""
     rows: list[Row] = []
     yield rows
-    ROWS.extend(rows)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if ROWS:
-        terminalreporter.section("chaos: lost and doubled changes")
-        terminalreporter.write_line(table(ROWS, profile=selected_profile().name))
+    request.node.user_properties.extend((CHAOS_LINE, table_line(row)) for row in rows)

@@ -398,18 +398,24 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def table(rows: list[Row], *, profile: str) -> str:
+CHAOS_LINE = "chaos_row"
+"""The name under which a test's ``user_properties`` carry its table line."""
+
+
+def table(lines: list[str], *, profile: str) -> str:
     """The summary table: scenario, changes expected, emitted, lost, doubled, and more."""
     header = (
         f"{'scenario':<26}{'expected':>9}{'emitted':>9}{'lost':>6}{'doubled':>8}"
         f"{'entries':>9}{'ev.short':>9}{'seconds':>9}  notes"
     )
-    lines = [f"chaos ({profile})", header, "-" * len(header)]
-    for row in rows:
-        v = row.verdict
-        notes = ", ".join(f"{k}={v}" for k, v in row.notes.items() if k != "crashes")
-        lines.append(
-            f"{row.scenario:<26}{v.expected:>9}{v.emitted:>9}{len(v.lost):>6}"
-            f"{len(v.doubled):>8}{v.entries:>9}{v.events_short:>9}{row.seconds:>9.1f}  {notes}"
-        )
-    return "\n".join(lines)
+    return "\n".join([f"chaos ({profile})", header, "-" * len(header), *lines])
+
+
+def table_line(row: Row) -> str:
+    """One row of ``table``: a string, so it travels from a test process to the report."""
+    v = row.verdict
+    notes = ", ".join(f"{k}={v}" for k, v in row.notes.items() if k != "crashes")
+    return (
+        f"{row.scenario:<26}{v.expected:>9}{v.emitted:>9}{len(v.lost):>6}"
+        f"{len(v.doubled):>8}{v.entries:>9}{v.events_short:>9}{row.seconds:>9.1f}  {notes}"
+    )

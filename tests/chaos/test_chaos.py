@@ -21,7 +21,7 @@ from tests.chaos.scenarios import (
 )
 from tests.helpers import wait_for
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("chaos")]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
