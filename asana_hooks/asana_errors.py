@@ -6,8 +6,10 @@ succeed (RQ's Retry handles those); the others are answers, not accidents.
 
 from __future__ import annotations
 
+from asana_hooks.errors import HooksError
 
-class AsanaError(Exception):
+
+class AsanaError(HooksError):
     """Asana refused a request, or could not be reached."""
 
     retryable = False

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from asana_hooks.errors import HooksError
+
 Source = Literal["webhook", "poller"]
 MAX_GID_LENGTH = 64
 RESYNC_MARKER = "asana_hooks_resync"
-"""Key the poller sets on the synthetic events of a resync (workers.resync): such an event
+"""Key the poller sets on the synthetic events of a resync (workers.poller.resync): such an event
 says "this resource was modified at ``created_at``", not which change happened."""
 MAX_NAME_LENGTH = 128
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(HooksError, ValueError):
     """An event does not have the shape Asana documents."""
 
     def __init__(self, problem: str, *, index: int | None = None) -> None:
@@ -67,7 +69,7 @@ class Event:
         """Same for the webhook and the Events API form of one event.
 
         A story is added once, so its gid alone names its ``added`` event: a resync that
-        finds the story afterwards (workers.resync) rebuilds the same fingerprint without
+        finds the story afterwards (workers.poller.resync) rebuilds the same fingerprint without
         knowing the event's exact ``created_at``."""
         if self.action == "added" and self.resource.resource_type == "story":
             return _digest([self.resource.gid, self.action])

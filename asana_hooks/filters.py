@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from asana_hooks.errors import HooksError
+
 ACTIONS = ("added", "changed", "deleted", "removed", "undeleted")
 """Every action Asana's events and filters know."""
 
@@ -33,7 +35,7 @@ HIGHER_LEVEL_ALLOWED: Mapping[str, tuple[str, ...]] = {
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class FilterSpecError(ValueError):
+class FilterSpecError(HooksError, ValueError):
     """A filter SPEC is malformed or breaks one of Asana's rules; the message says which."""
 
     def __init__(self, spec: str, problem: str) -> None:

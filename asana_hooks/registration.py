@@ -15,6 +15,7 @@ from typing import Any
 
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, NotFound
+from asana_hooks.errors import HooksError
 from asana_hooks.registry import Registration, Registry, new_target_id
 from asana_hooks.subscription import (
     RESYNC_MARGIN,
@@ -27,7 +28,7 @@ from asana_hooks.subscription import (
 log = logging.getLogger(__name__)
 
 
-class SecretMismatch(Exception):
+class SecretMismatch(HooksError):
     """Asana's 201 carried a secret other than the one our receiver stored: not trusted."""
 
 

@@ -1,4 +1,5 @@
-"""Encryption at rest for webhook secrets: MultiFernet, first key encrypts, all decrypt. No I/O."""
+"""Secrets: a string that never shows itself, and encryption at rest for webhook secrets
+(MultiFernet: the first key encrypts, all decrypt). No I/O."""
 
 from __future__ import annotations
 
@@ -9,15 +10,38 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from asana_hooks.settings import Secret
+from asana_hooks.errors import HooksError
 
 
-class InvalidKey(ValueError):
+class InvalidKey(HooksError, ValueError):
     """The text is not a Fernet key."""
 
 
-class UndecryptableSecret(Exception):
+class UndecryptableSecret(HooksError):
     """A stored secret cannot be decrypted by any configured key."""
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets_equal(other._value, self._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 def generate_key() -> str:

@@ -10,40 +10,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from asana_hooks.errors import HooksError
+from asana_hooks.secretbox import InvalidKey, Secret, check_key
+
 DEFAULT_API_URL = "https://app.asana.com/api/1.0"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
-class SettingsError(Exception):
+class SettingsError(HooksError):
     """A configuration variable is missing or malformed."""
 
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
         self.problem = problem
-
-
-class Secret:
-    """A string that never shows itself in a repr, a log line or a traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -213,8 +193,6 @@ class _Reader:
         raw = self._raw(name)
         if raw is None:
             return ()
-        from asana_hooks.secretbox import InvalidKey, check_key
-
         keys = tuple(part.strip() for part in raw.split(",") if part.strip())
         for position, key in enumerate(keys, start=1):
             try:

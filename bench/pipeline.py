@@ -28,10 +28,10 @@ import redis
 from rq import Queue
 
 from asana_hooks import keys
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.events import format_timestamp
-from asana_hooks.fake_asana import FakeAsana
 from asana_hooks.queueing import enqueue_events, make_queue
-from asana_hooks.redis_server import EmbeddedRedis
 
 ASANA_HOOKS = str(Path(sys.executable).with_name("asana-hooks"))
 EVENTS_PER_DELIVERY = 20

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from asana_hooks import keys
-from asana_hooks.redis_server import EmbeddedRedis
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.secretbox import generate_key
 from tests.helpers import wait_for
 from tests.poller_stage import CLI, Stage, polling, running_stage

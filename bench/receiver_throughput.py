@@ -24,10 +24,9 @@ from typing import Any
 import httpx
 import redis
 
-from asana_hooks.redis_server import EmbeddedRedis, free_port
+from asana_hooks.dev.redis_server import EmbeddedRedis, free_port
 from asana_hooks.registry import Registry
-from asana_hooks.secretbox import SecretBox, generate_key
-from asana_hooks.settings import Secret
+from asana_hooks.secretbox import Secret, SecretBox, generate_key
 from receiver.signatures import sign
 
 HERE = Path(__file__).resolve().parent

@@ -35,9 +35,9 @@ import httpx
 import redis
 
 from asana_hooks import keys
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.redis_server import EmbeddedRedis, free_port
 from asana_hooks.events import format_timestamp
-from asana_hooks.fake_asana import FakeAsana
-from asana_hooks.redis_server import EmbeddedRedis, free_port
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox, generate_key
 from asana_hooks.settings import Settings

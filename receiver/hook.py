@@ -17,6 +17,7 @@ import time
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
+from asana_hooks.errors import HooksError
 from asana_hooks.secretbox import UndecryptableSecret
 from receiver.desk import Answer, DeliveryDesk
 
@@ -24,15 +25,19 @@ log = logging.getLogger("receiver")
 RETRY_AFTER_SECONDS = "5"
 
 
-class BodyTooLarge(Exception):
+class RequestError(HooksError):
+    """A request whose body could not be read whole; the subclass says why."""
+
+
+class BodyTooLarge(RequestError):
     """The body is larger than the configured limit."""
 
 
-class BodyTooSlow(Exception):
+class BodyTooSlow(RequestError):
     """The body did not arrive within HOOKS_BODY_TIMEOUT_SECONDS (a slow or stalled client)."""
 
 
-class ClientGone(Exception):
+class ClientGone(RequestError):
     """The client disconnected before its body was complete: there is no one to answer."""
 
 

@@ -23,8 +23,8 @@ from starlette.routing import BaseRoute, Route
 
 from asana_hooks.events import parse_timestamp
 from asana_hooks.health import HEALTH_VALUES
-from asana_hooks.overview import Overview, snapshot
 from asana_hooks.settings import Settings
+from asana_hooks.snapshot import Overview, snapshot
 from receiver.status import is_allowed, refusal
 
 PREFIX = "asana_hooks_"

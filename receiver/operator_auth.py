@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 from collections.abc import Mapping
 
-from asana_hooks.settings import Secret
+from asana_hooks.secretbox import Secret
 
 COOKIE_NAME = "asana_hooks_operator"
 COOKIE_MAX_AGE_SECONDS = 12 * 3600

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from asana_hooks.overview import snapshot
 from asana_hooks.settings import Settings
+from asana_hooks.snapshot import snapshot
 from receiver import operator_auth
 
 PAGE = (Path(__file__).parent / "status_page.html").read_text(encoding="utf-8")

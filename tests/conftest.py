@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from asana_hooks.fake_asana import FakeAsana
-from asana_hooks.redis_server import EmbeddedRedis
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
 from tests.chaos.scenarios import CHAOS_LINE, selected_profile, table

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from asana_hooks.redis_server import free_port
+from asana_hooks.dev.redis_server import free_port
 
 
 @contextmanager

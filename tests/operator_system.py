@@ -20,7 +20,7 @@ from typing import Any
 
 from asana_hooks.cli import main
 from asana_hooks.cli.context import settings
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.settings import Settings
 from receiver.app import create_app
 from tests.helpers import serve_in_thread

@@ -22,7 +22,7 @@ import redis
 
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.redis_conn import connect
 from asana_hooks.registration import register
 from asana_hooks.registry import Registration, Registry
@@ -30,7 +30,7 @@ from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 from receiver.app import create_app
 from tests.helpers import serve_in_thread
-from workers.poller import Poller
+from workers.poller.loop import Poller
 
 CLI = str(Path(sys.executable).parent / "asana-hooks")
 

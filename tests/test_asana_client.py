@@ -17,7 +17,7 @@ from asana_hooks.asana_errors import (
     RateLimited,
     SyncTokenExpired,
 )
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.settings import Settings
 
 
@@ -140,7 +140,7 @@ class TestErrors:
     def test_unreachable_asana_is_retryable(
         self, worker_environ: dict[str, str], redis_client: redis.Redis
     ) -> None:
-        from asana_hooks.redis_server import free_port
+        from asana_hooks.dev.redis_server import free_port
 
         settings = Settings.from_environ(
             {**worker_environ, "ASANA_API_URL": f"http://127.0.0.1:{free_port()}/api/1.0"}

@@ -9,8 +9,7 @@ from rq.serializers import JSONSerializer
 
 from asana_hooks.queueing import make_queue
 from asana_hooks.registry import Registry
-from asana_hooks.secretbox import SecretBox, check_key, generate_key
-from asana_hooks.settings import Secret
+from asana_hooks.secretbox import Secret, SecretBox, check_key, generate_key
 from tests.operator_system import invoke_cli, run_cli
 
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from asana_hooks import keys
-from asana_hooks.redis_server import free_port
+from asana_hooks.dev.redis_server import free_port
 from tests.helpers import wait_for
 from tests.operator_system import System, run_cli, running_system
 

@@ -21,7 +21,7 @@ import pytest
 from asana_hooks import keys
 from tests.helpers import wait_for
 from tests.poller_stage import CLI, Stage, polling, running_stage
-from workers.pollstate import PollStore
+from workers.poller.store import PollStore
 
 POLL_INTERVAL = 1.0
 DEBOUNCE = 0.3

@@ -16,7 +16,7 @@ import httpx
 import redis
 
 from asana_hooks import keys
-from asana_hooks.redis_server import free_port
+from asana_hooks.dev.redis_server import free_port
 from tests.helpers import wait_for
 
 

@@ -13,7 +13,7 @@ from asana_hooks.registry import Registration
 from receiver.app import create_app
 from tests.helpers import serve_in_thread, wait_for
 from tests.poller_stage import Stage, running_stage
-from workers.pollstate import PollStore
+from workers.poller.store import PollStore
 
 
 @pytest.fixture

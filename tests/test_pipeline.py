@@ -19,7 +19,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.settings import Settings
 from tests.helpers import wait_for
 from tests.worker_support import (
@@ -29,7 +29,7 @@ from tests.worker_support import (
     run_workers_until,
     worker_processes,
 )
-from workers.runner import build_worker
+from workers.rq_worker import build_worker
 from workers.scheduling import FLUSH_RETRY
 
 

@@ -24,7 +24,7 @@ from asana_hooks.asana_errors import AsanaError
 from asana_hooks.queueing import make_queue
 from tests.helpers import wait_for
 from tests.poller_stage import CLI, Stage, polling, running_stage
-from workers.pollstate import PollLock, PollStore
+from workers.poller.store import PollLock, PollStore
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The poller's pure decisions (workers.pollcore) and health verdicts (workers.health). No I/O."""
+"""The poller's pure decisions (workers.poller.plan) and health verdicts (asana_hooks.health).
+No I/O."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asana_hooks.events import RESYNC_MARKER, Ref, parse_event
+from asana_hooks.health import judge
 from asana_hooks.registry import Registration, State
 from asana_hooks.subscription import resync_from
-from workers.health import judge
-from workers.pollcore import (
+from workers.poller.plan import (
     passes_filters,
     resync_event,
     story_events,

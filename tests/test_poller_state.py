@@ -1,4 +1,4 @@
-"""The poll lock and the fenced token store (workers.pollstate) against real Redis."""
+"""The poll lock and the fenced token store (workers.poller.store) against real Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from asana_hooks import keys
-from workers.pollstate import LockLost, PollLock, PollStore
+from workers.poller.store import LockLost, PollLock, PollStore
 
 
 class TestPollLock:

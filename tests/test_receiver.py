@@ -12,9 +12,9 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.queueing import FAILURE_TTL_SECONDS, JOB_RETRY, make_queue
 from asana_hooks.redis_conn import text
-from asana_hooks.redis_server import EmbeddedRedis
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings

@@ -71,7 +71,7 @@ header_values = st.text(
 
 @pytest.fixture(scope="module")
 def receiver(redis_server: object) -> Iterator[tuple[httpx.Client, redis.Redis]]:
-    from asana_hooks.redis_server import EmbeddedRedis
+    from asana_hooks.dev.redis_server import EmbeddedRedis
     from asana_hooks.secretbox import generate_key
 
     assert isinstance(redis_server, EmbeddedRedis)

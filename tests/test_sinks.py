@@ -18,11 +18,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asana_hooks import keys
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.failed_jobs import list_failed, replay_failed
 from asana_hooks.settings import Settings
 from tests.helpers import serve_in_thread
 from tests.worker_support import Recorder, changes, deliver, run_workers_until
-from workers.replay import list_failed, replay_failed
 from workers.sinks import SIGNATURE_HEADER
 
 HANDLED: list[dict[str, Any]] = []

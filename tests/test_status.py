@@ -10,8 +10,8 @@ import redis
 
 from asana_hooks import keys
 from asana_hooks.registry import Registry
-from asana_hooks.secretbox import SecretBox
-from asana_hooks.settings import Secret, Settings
+from asana_hooks.secretbox import Secret, SecretBox
+from asana_hooks.settings import Settings
 from receiver import operator_auth
 from receiver.app import create_app
 from tests.helpers import serve_in_thread

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from asana_hooks.asana_client import AsanaClient
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.registration import SecretMismatch, register
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox

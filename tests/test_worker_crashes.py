@@ -9,8 +9,8 @@ from pathlib import Path
 
 import redis
 
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.queueing import make_queue
-from asana_hooks.redis_server import EmbeddedRedis
 from tests.helpers import wait_for
 from tests.worker_support import worker_processes
 

@@ -16,11 +16,11 @@ from typing import Any
 import redis
 
 from asana_hooks import keys
+from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.events import format_timestamp
-from asana_hooks.fake_asana import FakeAsana
 from asana_hooks.queueing import enqueue_events, make_queue
 from asana_hooks.settings import Settings
-from workers.runner import build_worker
+from workers.rq_worker import build_worker
 
 ASANA_HOOKS = str(Path(sys.executable).with_name("asana-hooks"))
 

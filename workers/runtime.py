@@ -1,7 +1,7 @@
 """The clients a worker process keeps between jobs. I/O edge (opens Redis and HTTP clients).
 
 RQ imports the job functions by name, so they cannot take our objects as arguments; they
-ask ``current()`` instead. ``workers.runner`` installs the process's Settings with
+ask ``current()`` instead. ``workers.rq_worker`` installs the process's Settings with
 ``install``; a process that did not (RQ's own ``rq worker``) reads them from its environment
 once. The Asana client is opened on first use, so jobs that never call Asana need no token.
 """

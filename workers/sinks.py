@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from asana_hooks.errors import HooksError
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Asana-Hooks-Signature"
@@ -29,7 +31,7 @@ FORWARD_TIMEOUT_SECONDS = 10.0
 Handler = Callable[[dict[str, Any]], object]
 
 
-class SinkFailed(Exception):
+class SinkFailed(HooksError):
     """A sink refused or could not take a change; its job is retried."""
 
 

@@ -3,7 +3,7 @@
 Webhook deliveries and the Events API describe one change with one event, so dedupe
 (asana_hooks.events fingerprints) sees it twice and keeps it once. A resync cannot do that:
 after Asana's 412 the events of the gap are gone, and the crawl only learns that a task was
-modified at ``modified_at`` (workers.resync). So entries remember, per resource, the newest
+modified at ``modified_at`` (workers.poller.resync). So entries remember, per resource, the newest
 ``modified_at`` their data carried (``keys.resource_version``), and a batch is redundant when:
 
 - every event in it came from a resync and the resource was already emitted as modified at

@@ -13,8 +13,8 @@ import click
 import redis
 
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure
+from asana_hooks.cli.encryption_keys import keys
 from asana_hooks.cli.failed import failed
-from asana_hooks.cli.keys_cmd import keys
 from asana_hooks.cli.processes import dev, poll, serve, worker
 from asana_hooks.cli.webhooks import webhooks
 from asana_hooks.redis_conn import unreachable_message

@@ -1,10 +1,21 @@
-"""What every CLI command shares: settings read once, exit codes, the one-line Failure."""
+"""What every CLI command shares: settings read once, exit codes, the one-line Failure, and
+the connections a command opens (Redis, the registry, the Asana client)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
+import click
+import redis
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.errors import HooksError
+from asana_hooks.redis_conn import connect
+from asana_hooks.registry import Registration, Registry
+from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 
 EXIT_FAILURE = 1
@@ -12,8 +23,10 @@ EXIT_CONFIG = 2
 EXIT_REDIS = 3
 EXIT_ASANA = 4
 
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
-class Failure(Exception):
+
+class Failure(HooksError):
     """A failure the user can act on: printed as one line, exits with ``exit_code``."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
@@ -25,3 +38,39 @@ class Failure(Exception):
 @cache
 def settings() -> Settings:
     return Settings.from_environ(os.environ)
+
+
+@contextmanager
+def redis_connection() -> Iterator[redis.Redis]:
+    """Redis, checked to answer (an unreachable one ends the command with exit code 3)."""
+    connection = connect(settings().redis_url, socket_timeout=5.0)
+    try:
+        connection.ping()
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
+def open_registry(*, secrets: bool = False) -> Iterator[tuple[redis.Redis, Registry]]:
+    """The registrations; ``secrets`` when the command must read or write webhook secrets."""
+    box = SecretBox(settings().require_encryption_keys()) if secrets else None
+    with redis_connection() as connection:
+        yield connection, Registry(connection, box)
+
+
+@contextmanager
+def asana_client(connection: redis.Redis) -> Iterator[AsanaClient]:
+    """The API client under the shared budget, waiting at most 10 s for room in it."""
+    with AsanaClient(settings(), connection, timeout=30.0, max_wait=10.0) as client:
+        yield client
+
+
+def find_registration(registry: Registry, gid: str) -> Registration:
+    """A registration by webhook gid (or target id); a clear failure when there is none."""
+    found = registry.by_webhook(gid) or registry.get(gid)
+    if found is None:
+        raise Failure(
+            f"no webhook {gid} here: `asana-hooks webhooks list` shows the gids", EXIT_FAILURE
+        )
+    return found

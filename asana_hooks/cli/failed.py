@@ -2,27 +2,29 @@
 
 Failed jobs stay in RQ's FailedJobRegistry for a week (``queueing.FAILURE_TTL_SECONDS``).
 Replaying puts them back on the queue under the same id; every job is idempotent, so
-replaying one that in fact got through changes nothing. The work is ``workers.replay``'s,
-loaded by name (as ``processes`` loads the worker) so the shared package never imports it.
+replaying one that in fact got through changes nothing. The work is ``asana_hooks.failed_jobs``'s.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
-import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from asana_hooks import failed_jobs
 from asana_hooks.cli import render
-from asana_hooks.cli.context import EXIT_CONFIG, EXIT_FAILURE, Failure, settings
-from asana_hooks.redis_conn import connect
+from asana_hooks.cli.context import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    JSON_OPTION,
+    Failure,
+    redis_connection,
+)
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 LIST_LIMIT = 1000
 
 
@@ -35,8 +37,8 @@ def failed() -> None:
 @JSON_OPTION
 def list_command(as_json: bool) -> None:
     """Every failed job, oldest first, with the last lines of its error."""
-    with _connection() as connection:
-        jobs = [job.to_json() for job in _replay().list_failed(connection, limit=LIST_LIMIT)]
+    with redis_connection() as connection:
+        jobs = [job.to_json() for job in failed_jobs.list_failed(connection, limit=LIST_LIMIT)]
     if as_json:
         render.print_json(jobs)
         return
@@ -63,18 +65,17 @@ def replay_command(job_ids: tuple[str, ...], replay_all: bool, as_json: bool) ->
     """Put failed jobs back on the queue (JOB_ID..., or --all)."""
     if bool(job_ids) == replay_all:
         raise Failure("name the jobs to replay, or pass --all (not both)", EXIT_CONFIG)
-    replay = _replay()
     replayed: list[str] = []
     missing: list[str] = []
-    with _connection() as connection:
+    with redis_connection() as connection:
         wanted = (
-            [job.job_id for job in replay.list_failed(connection, limit=LIST_LIMIT)]
+            [job.job_id for job in failed_jobs.list_failed(connection, limit=LIST_LIMIT)]
             if replay_all
             else list(job_ids)
         )
         with _progress(enabled=not as_json) as advance:
             for job_id in advance(wanted):
-                done = replay.replay_failed(connection, [job_id])
+                done = failed_jobs.replay_failed(connection, [job_id])
                 (replayed if done else missing).append(job_id)
     if as_json:
         render.print_json({"replayed": replayed, "missing": missing})
@@ -85,19 +86,6 @@ def replay_command(job_ids: tuple[str, ...], replay_all: bool, as_json: bool) ->
         if not replayed:
             raise Failure(message, EXIT_FAILURE)
         click.echo(f"warning: {message}", err=True)
-
-
-def _replay() -> Any:
-    return importlib.import_module("workers.replay")
-
-
-@contextmanager
-def _connection() -> Iterator[redis.Redis]:
-    connection = connect(settings().redis_url, socket_timeout=5.0)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 @contextmanager

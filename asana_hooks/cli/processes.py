@@ -1,8 +1,11 @@
-"""The long-running commands: serve, worker, poll, and dev, which runs them all together."""
+"""The long-running commands: serve, worker, poll, and dev, which runs them all together.
+
+With ``asana_hooks.dev`` this is the composition root: the only place that starts the receiver
+and the workers, each imported when its command runs, so a process loads only its own code.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import click
@@ -52,7 +55,9 @@ def worker(burst: bool) -> None:
     current = settings()
     logs.configure()
     _require_redis(current.redis_url)
-    importlib.import_module("workers.runner").main(current, burst=burst)
+    from workers.rq_worker import main
+
+    main(current, burst=burst)
 
 
 @click.command()
@@ -63,7 +68,9 @@ def poll(once: bool) -> None:
     current.require_token()
     logs.configure()
     _require_redis(current.redis_url)
-    importlib.import_module("workers.poller").main(current, once=once)
+    from workers.poller import main
+
+    main(current, once=once)
 
 
 @click.command()
@@ -71,7 +78,7 @@ def poll(once: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 def dev(demo: bool, port: int) -> None:
     """Run it all locally: Redis (embedded unless REDIS_URL is set), receiver, worker, poller."""
-    from asana_hooks.devserver import run_dev
+    from asana_hooks.dev.server import run_dev
 
     run_dev(demo=demo, port=port)
 

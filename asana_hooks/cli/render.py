@@ -72,3 +72,10 @@ def ago(value: object, now: datetime | None = None) -> str:
 
 def dash(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
+
+
+def resource_text(resource: dict[str, Any]) -> str:
+    """``project 1200 Launch``: a resource as `webhooks list` and `status` show it."""
+    kind = resource.get("resource_type") or "?"
+    name = f" {resource['name']}" if resource.get("name") else ""
+    return f"{kind} {resource.get('gid')}{name}"

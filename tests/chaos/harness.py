@@ -33,11 +33,11 @@ from rq.registry import StartedJobRegistry
 
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana.model import Story, Task
+from asana_hooks.dev.redis_server import EmbeddedRedis, free_port
 from asana_hooks.events import parse_event
-from asana_hooks.fake_asana import FakeAsana
-from asana_hooks.fake_asana.model import Story, Task
 from asana_hooks.redis_conn import connect
-from asana_hooks.redis_server import EmbeddedRedis, free_port
 from asana_hooks.registration import register
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox, generate_key
@@ -58,7 +58,7 @@ from asana_hooks import logs
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.redis_conn import connect
 from asana_hooks.settings import Settings
-from workers.poller import Poller
+from workers.poller.loop import Poller
 import os, signal
 settings = Settings.from_environ(os.environ)
 logs.configure()

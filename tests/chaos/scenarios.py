@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 from tests.chaos.harness import ChaosSystem, Child, Load
 from tests.chaos.verdict import Verdict
-from workers.pollstate import PollStore
+from workers.poller.store import PollStore
 
 ASANA_CLIENT_TIMEOUT_SECONDS = 30.0
 """AsanaClient's read timeout: an answer slower than this is a timeout for us."""

@@ -16,7 +16,7 @@ compare at the level of that promise instead, with the fake's world as ground tr
 - **doubled**: an expected resource for which some event is represented twice, seen two ways:
   the ``events`` counted across its entries exceed the events the fake generated for it
   (plus ``extra_events``, the synthetic events a resync crawl may add: one per crawled
-  resource, see workers.resync), or two of its entries repeat the same
+  resource, see workers.poller.resync), or two of its entries repeat the same
   ``first_event_at``/``last_event_at`` window.
 - **unexpected**: entries for resources the fake did not change (a resync rehydrates the
   watched project itself); reported, not counted as lost or doubled.

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 
 TOKEN = "test-token"
 SCALE = 0.001

@@ -1,4 +1,4 @@
-"""The /_fake control API and ``python -m asana_hooks.fake_asana``."""
+"""The /_fake control API and ``python -m asana_hooks.dev.fake_asana``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 
 from .conftest import Receiver, create_webhook
 
@@ -69,7 +69,7 @@ def test_python_dash_m_runs_standalone() -> None:
         [
             sys.executable,
             "-m",
-            "asana_hooks.fake_asana",
+            "asana_hooks.dev.fake_asana",
             "--token",
             "cli-token",
             "--time-scale",

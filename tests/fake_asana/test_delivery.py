@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 
 from .conftest import Receiver, Seed, create_webhook, wait_for
 

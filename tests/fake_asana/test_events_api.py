@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 
 from .conftest import Receiver, Seed, create_webhook
 

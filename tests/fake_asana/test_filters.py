@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from asana_hooks.fake_asana import FakeAsana
-from asana_hooks.fake_asana.event import Change, Event, Ref
-from asana_hooks.fake_asana.filters import (
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana.event import Change, Event, Ref
+from asana_hooks.dev.fake_asana.filters import (
     HIGHER_LEVEL_ALLOWED,
     FilterError,
     matches,

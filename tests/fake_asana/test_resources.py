@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from asana_hooks.fake_asana import FakeAsana
-from asana_hooks.fake_asana.util import iso_now
+from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana.util import iso_now
 
 from .conftest import TOKEN, Seed
 

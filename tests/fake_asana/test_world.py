@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asana_hooks.fake_asana import World, WorldError
-from asana_hooks.fake_asana.event import Event
+from asana_hooks.dev.fake_asana import World, WorldError
+from asana_hooks.dev.fake_asana.event import Event
 
 
 @pytest.fixture

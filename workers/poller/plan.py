@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from asana_hooks.events import RESYNC_MARKER, format_timestamp, parse_timestamp
 from asana_hooks.registry import Registration
+from asana_hooks.subscription import resync_from
 
 POLLED_STATES = frozenset({"active", "failing", "lost"})
 """Registrations whose resource the poller follows; pending ones have no webhook yet."""
@@ -30,6 +31,22 @@ CRAWLED_TYPES = frozenset({"project"})
 """Resources whose tasks a resync crawls (``GET /tasks?project=&modified_since=``)."""
 
 _STATE_RANK = {"active": 0, "failing": 1, "lost": 2}
+
+
+@dataclass
+class CycleReport:
+    """What one pass did, for the log line that closes it."""
+
+    resources: int = 0
+    polled: int = 0
+    busy: int = 0
+    not_due: int = 0
+    events: int = 0
+    resyncs: int = 0
+    errors: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in vars(self).items())
 
 
 @dataclass(frozen=True)
@@ -189,3 +206,30 @@ def story_events(
             }
         )
     return found
+
+
+class Gap(NamedTuple):
+    """Where a resync crawl starts, and why one is needed."""
+
+    since: datetime
+    reason: str
+
+
+def gap_after_412(
+    *,
+    had_token: bool,
+    last_good: datetime | None,
+    created_at: Iterable[object],
+    margin: timedelta,
+) -> Gap | None:
+    """The gap an Events API 412 leaves: from the last good poll after an expired token;
+    without a stored token, from the later of the webhook's creation and the last good poll
+    (never just a fresh token). None when no time is known to start from."""
+    since = resync_from(created_at, last_good, margin=margin)
+    if since is None:
+        return None
+    if had_token:
+        return Gap(since, "sync token expired (412)")
+    if last_good is None:
+        return Gap(since, "no stored sync token; resyncing from the webhook's creation")
+    return Gap(since, "no stored sync token; resyncing from the last good poll")

@@ -9,7 +9,7 @@ traffic only to 127.0.0.1 and the webhook targets it is given. This module does 
 
 Python API::
 
-    from asana_hooks.fake_asana import FakeAsana
+    from asana_hooks.dev.fake_asana import FakeAsana
     with FakeAsana(token="test-token", time_scale=0.001) as fake:   # or fake.start()/stop()
         fake.api_url                      # "http://127.0.0.1:PORT/api/1.0"
         w = fake.world
@@ -55,7 +55,7 @@ Control HTTP API (no auth; JSON bodies; errors answer 400 ``{"error": ...}``)::
     POST /_fake/webhooks/{gid}/delete       as if Asana deleted it
     GET  /_fake/calls?since=N   GET /_fake/deliveries?since=N   POST /_fake/reset-records
 
-``by`` defaults to the first user. ``python -m asana_hooks.fake_asana [--port P] [--token T]
+``by`` defaults to the first user. ``python -m asana_hooks.dev.fake_asana [--port P] [--token T]
 [--time-scale X] [--no-seed]`` runs it standalone and prints its api_url (then the seeded
 gids as JSON).
 """

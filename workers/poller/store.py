@@ -22,6 +22,7 @@ from datetime import datetime
 import redis
 
 from asana_hooks import keys
+from asana_hooks.errors import HooksError
 from asana_hooks.events import parse_timestamp
 from asana_hooks.subscription import SYNC_TOKEN_TTL_SECONDS
 
@@ -66,7 +67,7 @@ return 1
 """
 
 
-class LockLost(Exception):
+class LockLost(HooksError):
     """Our poll lock expired or was taken over; stop touching this resource at once."""
 
     def __init__(self, resource_gid: str, owner: str) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from asana_hooks import logs
-from asana_hooks.redis_server import EmbeddedRedis
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
 
@@ -63,7 +63,7 @@ def _run(*, demo: bool, port: int) -> None:
         env.setdefault("HOOKS_PUBLIC_URL", f"http://127.0.0.1:{port}")
         fake = None
         if demo:
-            from asana_hooks.fake_asana import FakeAsana
+            from asana_hooks.dev.fake_asana import FakeAsana
 
             fake = stack.enter_context(FakeAsana(token=DEMO_TOKEN))
             env |= {"ASANA_API_URL": fake.api_url, "ASANA_ACCESS_TOKEN": DEMO_TOKEN}
@@ -82,7 +82,7 @@ def _run(*, demo: bool, port: int) -> None:
         _wait_ready(f"{base}/readyz", children)
         log.info("dev ready: receiver %s/hooks/asana/<target>, status page %s/status", base, base)
         if fake is not None:
-            from asana_hooks.demo import play, print_changes
+            from asana_hooks.dev.demo import play, print_changes
 
             stop = threading.Event()
             stack.callback(stop.set)

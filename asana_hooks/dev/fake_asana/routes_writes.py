@@ -1,7 +1,7 @@
 """Write endpoints on tasks and comments (create, update, delete, comment). No I/O.
 
 They act as the token's user (``GET /users/me``: the first user in the world) and produce
-the same events as the corresponding :class:`~asana_hooks.fake_asana.world.World` methods.
+the same events as the corresponding :class:`~asana_hooks.dev.fake_asana.world.World` methods.
 """
 
 from __future__ import annotations

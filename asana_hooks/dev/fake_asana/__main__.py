@@ -1,4 +1,5 @@
-"""``python -m asana_hooks.fake_asana``: run the fake standalone until interrupted. Network I/O."""
+"""``python -m asana_hooks.dev.fake_asana``: run the fake standalone until interrupted.
+Network I/O."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from .server import FakeAsana
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asana_hooks.fake_asana", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m asana_hooks.dev.fake_asana", description=__doc__
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
     parser.add_argument("--token", default="test-token", help="the accepted bearer token")
     parser.add_argument(

@@ -21,7 +21,7 @@ TASK_FIELDS = ("name", "notes", "completed", "assignee", "due_on")
 
 
 class ControlTarget(Protocol):
-    """What the control API needs from :class:`~asana_hooks.fake_asana.server.FakeAsana`."""
+    """What the control API needs from :class:`~asana_hooks.dev.fake_asana.server.FakeAsana`."""
 
     def calls_json(self, since: int = 0) -> list[dict[str, Any]]: ...
     def deliveries_json(self, since: int = 0) -> list[dict[str, Any]]: ...

@@ -1,7 +1,7 @@
 """The fake's in-memory Asana: objects, mutations and the events they produce. No I/O.
 
 Every mutation takes the shared lock, changes the model, and hands each resulting
-:class:`~asana_hooks.fake_asana.event.Event` plus the set of gids it propagates to
+:class:`~asana_hooks.dev.fake_asana.event.Event` plus the set of gids it propagates to
 ("targets") to the registered listeners. Propagation follows Asana's documentation:
 a task event reaches the task, its projects (and sections), and its ancestor tasks
 with their projects; a story event reaches the story and everything its task reaches;

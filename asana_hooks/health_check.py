@@ -1,0 +1,52 @@
+"""Ask Asana how one webhook is doing and record the verdict. I/O edge (Asana API, Redis).
+
+The poller does this for every watched webhook each cycle, and `asana-hooks webhooks status`
+for the ones it shows, so both read ``GET /webhooks/{gid}`` the same way: Asana's delivery
+fields are stored beside ours, ``health.judge`` gives the state, and the registration moves
+to it. What happens next (a log line, a re-creation) is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_errors import NotFound
+from asana_hooks.health import Verdict, judge
+from asana_hooks.registry import Registration, Registry
+
+
+def fetch_webhook(client: AsanaClient, webhook_gid: str) -> Mapping[str, Any] | None:
+    """Asana's webhook object, or None when Asana answers 404; other errors propagate."""
+    try:
+        body = client.get(f"/webhooks/{webhook_gid}")
+    except NotFound:
+        return None
+    data = body.get("data")
+    return data if isinstance(data, Mapping) else {}
+
+
+def check_webhook(
+    client: AsanaClient,
+    registry: Registry,
+    registration: Registration,
+    *,
+    now: datetime,
+    heartbeat_timeout: float,
+) -> Verdict:
+    """Judge one registration's webhook by Asana's answer and store what changed.
+
+    A webhook already ``lost`` that Asana still does not have keeps the problem the poller
+    wrote (why its re-creation failed, say). Raises ``AsanaError`` when Asana did not answer.
+    """
+    webhook = fetch_webhook(client, registration.webhook_gid or "")
+    if webhook is not None:
+        registry.store_asana_status(registration.target_id, dict(webhook))
+    verdict = judge(registration, webhook, now=now, heartbeat_timeout=heartbeat_timeout)
+    if webhook is None and registration.state == "lost":
+        return Verdict("lost", registration.problem, verdict.level)
+    if verdict.state != registration.state or verdict.problem != registration.problem:
+        registry.set_state(registration.target_id, verdict.state, problem=verdict.problem)
+    return verdict

@@ -1,0 +1,138 @@
+"""The poller's care of each webhook: its health, and a new one for a webhook Asana deleted.
+I/O edge (Asana API, Redis).
+
+Each cycle, under the resource's lock, every watched webhook is checked at Asana
+(``asana_hooks.health_check``: its state moves to ``failing`` / ``active`` / ``lost`` /
+``deleted``), and a ``lost`` one is re-created on the same target when ``HOOKS_AUTO_RECREATE``
+is on: ``register`` takes the sync token first when it was lost too, and marks the gap for a
+resync (``asana_hooks.subscription``), so the time without a webhook is covered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_errors import AsanaError
+from asana_hooks.health_check import check_webhook
+from asana_hooks.registration import SecretMismatch, register
+from asana_hooks.registry import Registration, Registry
+from asana_hooks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HOOK_PATH = "/hooks/asana/"
+
+
+class WebhookCare:
+    """Checks one resource's webhooks and re-creates the ones Asana deleted."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: AsanaClient,
+        registry: Registry,
+        *,
+        clock: Callable[[], datetime],
+        can_recreate: bool,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._registry = registry
+        self._clock = clock
+        self._can_recreate = can_recreate
+
+    def check(self, registration: Registration) -> None:
+        """Judge the webhook by Asana's answer; say what changed; re-create it if lost."""
+        webhook_gid = registration.webhook_gid
+        try:
+            verdict = check_webhook(
+                self._client,
+                self._registry,
+                registration,
+                now=self._clock(),
+                heartbeat_timeout=self._settings.heartbeat_timeout_seconds,
+            )
+        except AsanaError as exc:
+            log.warning("health.unknown webhook=%s error=%r: %s", webhook_gid, exc, exc)
+            return
+        where = (
+            f"webhook={webhook_gid} resource={registration.resource_gid} "
+            f"target={registration.target_id}"
+        )
+        if verdict.state == "failing":
+            log.warning("webhook.failing %s: %s", where, verdict.problem)
+        elif verdict.state == "lost":
+            self._recreate(registration, where)
+        elif verdict.state == "deleted":
+            log.info(
+                "webhook.deleted %s: Asana dropped the retired webhook; no longer polled", where
+            )
+        elif verdict.level == logging.INFO:
+            log.info("webhook.recovered %s: Asana delivers again", where)
+
+    def _recreate(self, registration: Registration, where: str) -> None:
+        if not self._settings.auto_recreate:
+            log.warning(
+                "webhook.lost %s: Asana no longer has it; HOOKS_AUTO_RECREATE is off, "
+                "so it stays lost (the poller still follows its resource)",
+                where,
+            )
+            return
+        public_url = _public_base(registration) or self._settings.public_url
+        if public_url is None or not self._can_recreate:
+            missing = "HOOKS_PUBLIC_URL" if public_url is None else "HOOKS_ENCRYPTION_KEY"
+            problem = f"Asana deleted the webhook; cannot re-create it without {missing}"
+            self._registry.set_state(registration.target_id, "lost", problem=problem)
+            log.error("webhook.lost %s: %s", where, problem)
+            return
+        log.warning("webhook.lost %s: Asana no longer has it; re-creating", where)
+        try:
+            created = register(
+                self._client,
+                self._registry,
+                resource_gid=registration.resource_gid,
+                public_url=public_url,
+                filters=registration.filters,
+                target_id=registration.target_id,
+                replace_secret=True,
+            )
+        except (AsanaError, SecretMismatch) as exc:
+            log.error("webhook.recreate_failed %s: %s; next cycle tries again", where, exc)
+            self._still_lost(registration, f"{exc}")
+            return
+        if created.webhook_gid:
+            self._registry.replace_webhook(
+                registration.target_id,
+                old_gid=registration.webhook_gid,
+                new_gid=created.webhook_gid,
+            )
+        log.warning(
+            "webhook.recreated %s new_webhook=%s: deliveries resume on the new webhook",
+            where,
+            created.webhook_gid,
+        )
+
+    def _still_lost(self, registration: Registration, error: str) -> None:
+        """register() re-describes the target from Asana's answer; none came: put back what
+        we knew, and say why it is still lost."""
+        if self._registry.get(registration.target_id) is None:
+            return
+        self._registry.describe_resource(
+            registration.target_id,
+            resource_type=registration.resource_type,
+            resource_name=registration.resource_name,
+            created_at="",
+        )
+        problem = f"Asana deleted the webhook; re-creating it failed: {error}"
+        self._registry.set_state(registration.target_id, "lost", problem=problem[:300])
+
+
+def _public_base(registration: Registration) -> str | None:
+    """The public URL this target was registered under, so a re-creation keeps its target."""
+    suffix = HOOK_PATH + registration.target_id
+    if registration.target_url.endswith(suffix):
+        return registration.target_url[: -len(suffix)] or None
+    return None
