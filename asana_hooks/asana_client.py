@@ -28,11 +28,8 @@ from asana_hooks.asana_errors import (
     AsanaError,
     AsanaUnavailable,
     BadToken,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
     RateLimited,
-    SyncTokenExpired,
+    error_for,
 )
 from asana_hooks.ratelimit import Budget
 from asana_hooks.settings import Settings
@@ -41,9 +38,6 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX_ACTIONS = 10
 """Asana's /batch takes at most ten actions per request."""
-
-DEFAULT_RETRY_AFTER_SECONDS = 30.0
-"""Pause used when a 429 comes without a readable Retry-After."""
 
 USER_AGENT = "asana-hooks/0.1 (+httpx)"
 
@@ -100,40 +94,6 @@ class EventsPage:
     data: list[dict[str, Any]]
     sync: str
     has_more: bool
-
-
-def error_for(status: int, body: object, *, path: str, retry_after: float | None) -> AsanaError:
-    """Map one non-2xx answer to our exception family. Pure."""
-    message = _message(body) or f"HTTP {status}"
-    if status == 400:
-        return InvalidRequest(message, status=status, path=path)
-    if status == 401:
-        return BadToken(
-            f"Asana rejected the access token (401): {message}. Check ASANA_ACCESS_TOKEN.",
-            status=status,
-            path=path,
-        )
-    if status == 402 or status == 403:
-        return Forbidden(message, status=status, path=path)
-    if status == 404:
-        return NotFound(message, status=status, path=path)
-    if status == 412:
-        sync = body.get("sync") if isinstance(body, dict) else None
-        return SyncTokenExpired(message, sync=str(sync or ""), path=path)
-    if status == 429:
-        wait = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
-        return RateLimited(message, retry_after=wait, path=path)
-    if status >= 500:
-        return AsanaUnavailable(message, status=status, path=path)
-    return AsanaError(message, status=status, path=path)
-
-
-def _message(body: object) -> str:
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return str(errors[0].get("message", ""))[:500]
-    return ""
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -19,6 +19,8 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
+from asana_hooks.events import format_timestamp
+from asana_hooks.redis_conn import text
 
 EXCEPTION_LINES = 3
 """The last lines of the traceback shown per job."""
@@ -50,32 +52,47 @@ class FailedJob:
             "batches": list(self.batches),
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The status page's row: what it was, when it failed, the last line of its error."""
+        return {
+            "id": self.job_id,
+            "func_name": self.function,
+            "description": self.description,
+            "enqueued_at": _stamp(self.enqueued_at),
+            "ended_at": _stamp(self.ended_at),
+            "error": self.error.splitlines()[-1][:200] if self.error.strip() else None,
+        }
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
+
 
 def _registry(connection: redis.Redis) -> FailedJobRegistry:
     return FailedJobRegistry(keys.QUEUE, connection=connection, serializer=JSONSerializer)
 
 
-def list_failed(connection: redis.Redis, *, limit: int = 100) -> list[FailedJob]:
-    """The failed jobs of our queue, oldest first."""
+def list_failed(
+    connection: redis.Redis, *, limit: int = 100, newest_first: bool = False
+) -> list[FailedJob]:
+    """The failed jobs of our queue, oldest first (or newest first)."""
+    registry = _registry(connection)
+    ids = registry.get_job_ids(0, limit - 1, desc=newest_first)
     found = []
-    for job_id in _registry(connection).get_job_ids(0, limit - 1):
+    for job_id in ids:
         try:
             job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
         except NoSuchJobError:
             continue
         owned = connection.smembers(keys.flush_owned(job.id))
-        found.append(_describe(job, sorted(_text(b) for b in owned)))
+        found.append(_describe(job, sorted(text(b) for b in owned)))
     return found
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def _describe(job: Job, batches: list[str]) -> FailedJob:
     result = job.latest_result()
-    text = (result.exc_string if result is not None else None) or job.exc_info or ""
-    tail = "\n".join(line for line in text.strip().splitlines()[-EXCEPTION_LINES:])
+    trace = (result.exc_string if result is not None else None) or job.exc_info or ""
+    tail = "\n".join(line for line in trace.strip().splitlines()[-EXCEPTION_LINES:])
     return FailedJob(
         job_id=job.id,
         function=job.func_name or "",

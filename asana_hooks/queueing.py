@@ -1,11 +1,16 @@
 """How work is put on the RQ queue: one queue, JSON job arguments, a Retry on every job.
 
-The receiver and the poller enqueue ``workers.jobs.process_delivery`` by its dotted name
-through ``enqueue_events``, so neither imports ``workers``. I/O edge (Redis via RQ).
+Every delivery, whether Asana posted it to the receiver or the poller read it from the Events
+API, reaches ``workers.jobs.process_delivery`` as one ``Delivery`` (``to_dict`` /
+``from_dict``), enqueued by its dotted name so that neither the receiver nor the poller imports
+``workers``. The receiver writes the same dict without RQ's per-call cost (``rqwire``). I/O edge
+(Redis via RQ).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -39,29 +44,74 @@ def make_queue(connection: redis.Redis) -> Queue:
     return Queue(keys.QUEUE, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_events(
-    queue: Queue,
-    *,
-    target_id: str | None,
-    webhook_gid: str | None,
-    source: Source,
-    events: list[Any],
-    digest: str | None,
-    received_at: str,
-    pipeline: Pipeline | None = None,
-) -> Job:
-    """One job for one delivery (or one Events API page): its compact events as received."""
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery, or one page of the Events API, as its job receives it.
+
+    ``events`` are Asana's compact events as they came, parsed by the job (which keeps what it
+    cannot parse aside instead of refusing the whole delivery). ``digest`` identifies a webhook
+    delivery's exact bytes (Asana resends whole bodies); poller pages have none. ``webhook_gid``
+    is None while the receiver does not know it yet (a webhook being re-created).
+    """
+
+    source: Source
+    target_id: str | None
+    webhook_gid: str | None
+    digest: str | None
+    received_at: str
+    events: tuple[Any, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the job: the events inside ``body``, as Asana posts them."""
+        return {
+            "source": self.source,
+            "target_id": self.target_id,
+            "webhook_gid": self.webhook_gid,
+            "digest": self.digest,
+            "received_at": self.received_at,
+            "body": {"events": list(self.events)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
+        """Read ``to_dict``'s form back, checking each field's type."""
+        body = data.get("body")
+        events = body.get("events") if isinstance(body, Mapping) else None
+        source = data.get("source")
+        return cls(
+            source="poller" if source == "poller" else "webhook",
+            target_id=_optional_text(data.get("target_id")),
+            webhook_gid=_optional_text(data.get("webhook_gid")),
+            digest=_optional_text(data.get("digest")),
+            received_at=str(data.get("received_at") or ""),
+            events=tuple(events) if isinstance(events, list) else (),
+        )
+
+    @classmethod
+    def from_job(cls, kwargs: Mapping[str, Any]) -> Delivery:
+        """A job's keyword arguments, ``{"delivery": to_dict()}``; or the form delivery jobs
+        had before 0.2 (the receiver's ``delivery`` holding the body, the poller's ``events``),
+        for jobs queued or failed across an upgrade."""
+        current = kwargs.get("delivery")
+        if isinstance(current, Mapping) and "body" in current:
+            return cls.from_dict(current)
+        events = current.get("events") if isinstance(current, Mapping) else kwargs.get("events")
+        return cls.from_dict({**kwargs, "body": {"events": events}})
+
+
+def _optional_text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def enqueue_delivery(queue: Queue, delivery: Delivery, *, pipeline: Pipeline | None = None) -> Job:
+    """One ``process_delivery`` job for one delivery (or one Events API page)."""
     return queue.enqueue_call(
         keys.PROCESS_DELIVERY_JOB,
-        kwargs={
-            "target_id": target_id,
-            "webhook_gid": webhook_gid,
-            "source": source,
-            "events": events,
-            "digest": digest,
-            "received_at": received_at,
-        },
-        description=f"{source} delivery: {len(events)} events for target {target_id}",
+        kwargs={"delivery": delivery.to_dict()},
+        description=(
+            f"{delivery.source} delivery: {len(delivery.events)} events "
+            f"for target {delivery.target_id}"
+        ),
         retry=JOB_RETRY,
         result_ttl=DELIVERY_RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,

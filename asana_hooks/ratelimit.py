@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, lua
 from asana_hooks.asana_errors import BadToken, BudgetExhausted
 
 log = logging.getLogger(__name__)
@@ -41,58 +41,9 @@ READ_SLOT_POLL_SECONDS = 0.02
 TOKEN_REJECTED_TTL_SECONDS = 600
 """After a 401, nobody calls Asana for ten minutes (or until the flag is cleared)."""
 
-# KEYS: budget, reads, paused-until, token-rejected.
-# ARGV: n, per_minute, is_read (0/1), max_reads, token, window_ms, lease_ms.
-# Returns {0, token} when granted, {1, wait_ms} for a pause, {2, wait_ms} for the window,
-# {3, wait_ms} for the read slots, {4, 0} when the token was rejected.
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {4, 0} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
-if paused > now then return {1, paused - now} end
-local n = tonumber(ARGV[1])
-local per_minute = tonumber(ARGV[2])
-local window = tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local used = redis.call('ZCARD', KEYS[1])
-if used + n > per_minute then
-  local oldest = redis.call('ZRANGE', KEYS[1], used + n - per_minute - 1, used + n - per_minute - 1,
-    'WITHSCORES')
-  local wait = 1
-  if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + window - now) end
-  return {2, wait}
-end
-if ARGV[3] == '1' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return {3, 0} end
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[7]), ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[7]))
-end
-for i = 1, n do
-  redis.call('ZADD', KEYS[1], now, ARGV[5] .. ':' .. i)
-end
-redis.call('PEXPIRE', KEYS[1], window)
-return {0, ARGV[5]}
-"""
-
-# KEYS: paused-until. ARGV: pause_ms. Extends (never shortens) the pause; returns its end.
-_PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ms = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current >= until_ms then return current end
-redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
-return until_ms
-"""
-
-# KEYS: paused-until. Returns {now_ms, paused_until_ms or 0}.
-_PAUSED_UNTIL = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {now, tonumber(redis.call('GET', KEYS[1]) or '0')}
-"""
+_ACQUIRE = lua.load(__file__, "budget_acquire")
+_PAUSE = lua.load(__file__, "budget_pause")
+_PAUSED_UNTIL = lua.load(__file__, "budget_paused_until")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ Redis is back, so no process needs a restart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -47,14 +49,19 @@ def connect_async(
     )
 
 
-def text(value: bytes | str) -> str:
+def text(value: bytes | str | int) -> str:
     """A Redis reply as str (our clients do not decode responses)."""
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def optional_text(value: bytes | str | None) -> str | None:
     """``text`` for a reply that may be nil."""
     return None if value is None else text(value)
+
+
+def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """An HGETALL reply as str to str."""
+    return {text(k): text(v) for k, v in raw.items()}
 
 
 def describe(url: str) -> str:

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, lua
 from asana_hooks.events import format_timestamp
-from asana_hooks.redis_conn import text as _text
+from asana_hooks.redis_conn import decode_hash, text
 from asana_hooks.secretbox import SecretBox, secrets_equal
 
 State = Literal["pending", "active", "failing", "lost", "retired", "deleted"]
@@ -34,21 +34,7 @@ ASANA_STATUS_FIELDS = (
     "failure_deletion_timestamp",
 )
 
-# Accept a handshake only while a registration we started is pending, and only if the
-# target holds no secret yet (or the pending registration says it may replace it).
-# Deliveries signed with the new secret may come before ``confirm`` names the webhook: they
-# carry no webhook gid, and the worker reads it from the registration once it is known.
-# KEYS: pending key, target key. ARGV: encrypted secret, now.
-_ACCEPT_HANDSHAKE = """
-local mode = redis.call('GET', KEYS[1])
-if not mode then return 0 end
-if mode ~= 'replace' and redis.call('HEXISTS', KEYS[2], 'secret') == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'secret', ARGV[1], 'handshake_at', ARGV[2])
--- The new secret belongs to a webhook whose gid Asana has not told us yet (confirm does).
-redis.call('HDEL', KEYS[2], 'webhook_gid')
-redis.call('DEL', KEYS[1])
-return 1
-"""
+_ACCEPT_HANDSHAKE = lua.load(__file__, "accept_handshake")
 
 
 def now_iso() -> str:
@@ -252,39 +238,39 @@ class Registry:
         raw = self._redis.hgetall(keys.target(target_id))
         if not raw:
             return None
-        return Registration.from_hash(target_id, _decode(raw))
+        return Registration.from_hash(target_id, decode_hash(raw))
 
     def by_webhook(self, webhook_gid: str) -> Registration | None:
         target_id = self._redis.hget(keys.WEBHOOK_TARGETS, webhook_gid)
         if target_id is None:
             return None
-        return self.get(_text(target_id))
+        return self.get(text(target_id))
 
     def all(self) -> list[Registration]:
-        target_ids = sorted(_text(t) for t in self._redis.smembers(keys.TARGETS))
+        target_ids = sorted(text(t) for t in self._redis.smembers(keys.TARGETS))
         pipe = self._redis.pipeline()
         for target_id in target_ids:
             pipe.hgetall(keys.target(target_id))
         found = []
         for target_id, raw in zip(target_ids, pipe.execute(), strict=True):
             if raw:
-                found.append(Registration.from_hash(target_id, _decode(raw)))
+                found.append(Registration.from_hash(target_id, decode_hash(raw)))
         return sorted(found, key=lambda r: (r.created_at or "", r.target_id))
 
     def secret(self, target_id: str) -> str | None:
         token = self._redis.hget(keys.target(target_id), "secret")
         if token is None:
             return None
-        return self._require_box().decrypt(_text(token))
+        return self._require_box().decrypt(text(token))
 
     def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret under the first key; returns how many."""
         box = self._require_box()
         rotated = 0
-        for target_id in sorted(_text(t) for t in self._redis.smembers(keys.TARGETS)):
+        for target_id in sorted(text(t) for t in self._redis.smembers(keys.TARGETS)):
             token = self._redis.hget(keys.target(target_id), "secret")
             if token is not None:
-                self._redis.hset(keys.target(target_id), "secret", box.rotate(_text(token)))
+                self._redis.hset(keys.target(target_id), "secret", box.rotate(text(token)))
                 rotated += 1
         return rotated
 
@@ -299,7 +285,3 @@ def _state(value: str) -> State:
         if state == value:
             return state
     return "pending"
-
-
-def _decode(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}

@@ -3,7 +3,7 @@
 The receiver's hot path cannot afford RQ's ``Queue.enqueue_call`` (a Job object, its
 description, a pipeline of four commands and a thread hop per delivery: about 0.03 of a
 bare Starlette app's throughput). RQ itself builds the record once, at import, from the same
-Retry and TTLs that ``queueing.enqueue_events`` uses; per delivery only the id, the times,
+Retry and TTLs that ``queueing.enqueue_delivery`` uses; per delivery only the id, the times,
 and the JSON ``data`` change. ``ENQUEUE_SCRIPT`` then stores it and pushes
 its id exactly as RQ's enqueue does (HSET, RPUSH, SADD rq:queues), for a whole batch of
 deliveries in one atomic command.
@@ -122,21 +122,22 @@ _DATA_PREFIX = json.dumps([keys.PROCESS_DELIVERY_JOB, None, []])[:-1].encode() +
 def delivery_kwargs(
     *, target_id: str, webhook_gid: str | None, digest: str, received_at: str, body: bytes
 ) -> bytes:
-    """The job's keyword arguments as JSON, with the delivery body embedded as it came.
+    """The job's keyword arguments as JSON: ``queueing.Delivery.to_dict``'s form, with the
+    delivery body embedded as it came.
 
-    ``body`` must be UTF-8 JSON already decoded once by the caller; embedding its bytes
-    spares a second serialization of every event. The job sees ``delivery={"events": [...]}``.
+    ``body`` must be UTF-8 JSON already decoded once by the caller (``{"events": [...]}``);
+    embedding its bytes spares a second serialization of every event.
     """
     head = orjson.dumps(
         {
+            "source": "webhook",
             "target_id": target_id,
             "webhook_gid": webhook_gid,
-            "source": "webhook",
             "digest": digest,
             "received_at": received_at,
         }
     )
-    return b"".join((head[:-1], b', "delivery": ', body, b"}"))
+    return b"".join((b'{"delivery": ', head[:-1], b', "body": ', body, b"}}"))
 
 
 _JOB_ID_PREFIX = ""

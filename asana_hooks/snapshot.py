@@ -14,15 +14,15 @@ from typing import Any
 
 import redis
 from rq import Worker
-from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
 from asana_hooks.events import format_timestamp
+from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
 from asana_hooks.queueing import make_queue
 from asana_hooks.ratelimit import Budget
+from asana_hooks.redis_conn import decode_hash
 from asana_hooks.registry import Registration, Registry
 
 RECENT_LIMIT = 20
@@ -69,7 +69,7 @@ def webhook_statuses(
     answers = pipe.execute()
     found = []
     for index, registration in enumerate(registrations):
-        poll, subscribed = _decode(answers[2 * index]), bool(answers[2 * index + 1])
+        poll, subscribed = decode_hash(answers[2 * index]), bool(answers[2 * index + 1])
         status = registration.to_status_json()
         status["poller_lag_seconds"] = poller_lag(poll, now=now)
         status["events_api"] = events_api(poll, subscribed=subscribed)
@@ -115,7 +115,7 @@ def poller_lag(poll: dict[str, str], *, now: datetime) -> float | None:
 def read_stats(connection: redis.Redis) -> dict[str, int]:
     """The global counters hash, numbers only."""
     stats: dict[str, int] = {}
-    for name, value in _decode(connection.hgetall(keys.STATS)).items():
+    for name, value in decode_hash(connection.hgetall(keys.STATS)).items():
         try:
             stats[name] = int(float(value))
         except ValueError:
@@ -158,34 +158,6 @@ def recent_changes(connection: redis.Redis, limit: int = RECENT_LIMIT) -> list[A
     return found
 
 
-def failed_jobs(connection: redis.Redis, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Failed jobs, newest first: what each was, when it failed, its error's last line."""
-    registry = FailedJobRegistry(queue=make_queue(connection))
-    end = -1 if limit is None else limit - 1
-    raw_ids = connection.zrevrange(registry.key, 0, end)
-    job_ids = [_text(j) for j in raw_ids if isinstance(j, bytes | str)]
-    jobs = Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer)
-    return [describe_job(job) for job in jobs if job is not None]
-
-
-def describe_job(job: Job) -> dict[str, Any]:
-    result = job.latest_result()
-    exc_info = (result.exc_string if result is not None else None) or ""
-    lines = [line for line in exc_info.strip().splitlines() if line.strip()]
-    return {
-        "id": job.id,
-        "func_name": job.func_name,
-        "description": job.description,
-        "enqueued_at": _iso(job.enqueued_at),
-        "ended_at": _iso(job.ended_at),
-        "error": lines[-1][:200] if lines else None,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)
-
-
 def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
     """Read everything once (a few round trips; meant for the thread pool)."""
     now = datetime.now(UTC)
@@ -198,13 +170,7 @@ def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
         open_batches=int(connection.zcard(keys.OPEN_BATCHES)),
         api=api_usage(connection, budget=budget),
         recent_changes=recent_changes(connection),
-        failed_jobs=failed_jobs(connection, limit=FAILED_LIMIT),
+        failed_jobs=[
+            job.summary() for job in list_failed(connection, limit=FAILED_LIMIT, newest_first=True)
+        ],
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _decode(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}

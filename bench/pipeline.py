@@ -31,7 +31,7 @@ from asana_hooks import keys
 from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.events import format_timestamp
-from asana_hooks.queueing import enqueue_events, make_queue
+from asana_hooks.queueing import Delivery, enqueue_delivery, make_queue
 
 ASANA_HOOKS = str(Path(sys.executable).with_name("asana-hooks"))
 EVENTS_PER_DELIVERY = 20
@@ -108,16 +108,15 @@ def _enqueue(connection: redis.Redis, deliveries: list[list[Any]], tag: str) -> 
     for start in range(0, len(deliveries), 100):
         with connection.pipeline(transaction=False) as pipe:
             for index, events in enumerate(deliveries[start : start + 100]):
-                enqueue_events(
-                    queue,
+                delivery = Delivery(
+                    source="webhook",
                     target_id="bench",
                     webhook_gid="bench-webhook",
-                    source="webhook",
-                    events=events,
                     digest=f"{tag}-{start + index}",
                     received_at=now,
-                    pipeline=pipe,
+                    events=tuple(events),
                 )
+                enqueue_delivery(queue, delivery, pipeline=pipe)
             pipe.execute()
     return time.monotonic() - started
 

@@ -28,7 +28,7 @@ from asana_hooks.secretbox import SecretBox, UndecryptableSecret
 from asana_hooks.settings import Settings
 from receiver import metrics, status
 from receiver.desk import DeliveryDesk
-from receiver.hook import HookEndpoint, receive_hook, unavailable
+from receiver.hook import receive_hook, unavailable
 from receiver.inbox import Inbox
 from receiver.targets import TargetLookup
 
@@ -51,13 +51,20 @@ class ReceiverApp:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http":
             target_id = scope["path"].removeprefix(HOOK_PREFIX)
             if target_id != scope["path"] and target_id and "/" not in target_id:
+                if scope["method"] != "POST":
+                    await NOT_POST(scope, receive, send)
+                    return
                 scope["path_params"] = {"target_id": target_id}
                 await receive_hook(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+NOT_POST = PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "POST"})
+"""Asana only POSTs to a webhook target."""
 
 
 def create_app(settings: Settings | None = None) -> ReceiverApp:
@@ -82,7 +89,6 @@ def create_app(settings: Settings | None = None) -> ReceiverApp:
             connection.close()
 
     routes = [
-        Route("/hooks/asana/{target_id}", HookEndpoint(), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *status.routes(),

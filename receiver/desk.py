@@ -50,33 +50,33 @@ class DeliveryDesk:
     async def handshake(self, target_id: str, secret: str) -> Answer:
         """Accept only while a registration we started for this target is pending."""
         if not TARGET_ID.match(target_id) or not secret or len(secret) > 256:
-            return await self._refuse(Answer(403, NO_PENDING))
+            return await self._counted(Answer(403, NO_PENDING))
         if not await run_in_threadpool(self._registry.accept_handshake, target_id, secret):
-            return await self._refuse(Answer(403, NO_PENDING))
-        return await self._refuse(Answer(200, headers={"X-Hook-Secret": secret}))
+            return await self._counted(Answer(403, NO_PENDING))
+        return await self._counted(Answer(200, headers={"X-Hook-Secret": secret}))
 
     async def delivery(self, target_id: str, body: bytes, signature: str | None) -> Answer:
         if not TARGET_ID.match(target_id):
-            return await self._refuse(Answer(404, "unknown target"))
+            return await self._counted(Answer(404, "unknown target"))
         target = await self._targets.get(target_id)
         if target is None:
-            return await self._refuse(Answer(404, "unknown target"))
+            return await self._counted(Answer(404, "unknown target"))
         if target.state in GONE_STATES:
-            return await self._refuse(Answer(410, "this webhook is retired"))
+            return await self._counted(Answer(410, "this webhook is retired"))
         if target.secret is None:
-            return await self._refuse(Answer(404, "this target has no confirmed webhook"))
+            return await self._counted(Answer(404, "this target has no confirmed webhook"))
         if not signature_matches(body, signature, target.secret):
             target = await self._targets.get(target_id, fresh=True)
             if target is None or target.secret is None:
-                return await self._refuse(Answer(404, "unknown target"))
+                return await self._counted(Answer(404, "unknown target"))
             if not signature_matches(body, signature, target.secret):
-                return await self._refuse(Answer(401, "missing or invalid X-Hook-Signature"))
+                return await self._counted(Answer(401, "missing or invalid X-Hook-Signature"))
         try:
             events = delivery_events(orjson.loads(body))
         except MalformedEvent as exc:
-            return await self._refuse(Answer(400, str(exc)))
+            return await self._counted(Answer(400, str(exc)))
         except orjson.JSONDecodeError:
-            return await self._refuse(Answer(400, "the body is not UTF-8 JSON"))
+            return await self._counted(Answer(400, "the body is not UTF-8 JSON"))
         if not events:
             await self._heartbeat(target_id)
             return Answer(200)
@@ -105,8 +105,9 @@ class DeliveryDesk:
             rqwire.frame(kwargs, target_id=target_id, events=events, rq_stamp=rq_stamp)
         )
 
-    async def _refuse(self, answer: Answer) -> Answer:
-        """Count answers other than deliveries (best effort: never changes the answer)."""
+    async def _counted(self, answer: Answer) -> Answer:
+        """Count an answer the inbox does not count (all but an enqueued delivery's 200), best
+        effort: a Redis error never changes the answer."""
         with contextlib.suppress(RedisError):
             await self._client.hincrby(keys.STATS, f"http:{answer.status}", 1)
         return answer

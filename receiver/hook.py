@@ -52,14 +52,6 @@ def unavailable(exc: Exception, path: str) -> Answer:
     return Answer(503, error, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-class HookEndpoint:
-    """An ASGI app, so that Starlette's Route hands it the raw scope (a function would be
-    wrapped into Request/Response handling)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await receive_hook(scope, receive, send)
-
-
 async def receive_hook(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     desk: DeliveryDesk = scope["state"]["desk"]

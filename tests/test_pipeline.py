@@ -144,6 +144,32 @@ class TestDedupe:
         assert entry["fields"] == ["name", "notes"]
 
 
+class TestUpgrade:
+    """Jobs queued, or failed and replayed, across an upgrade still run."""
+
+    def test_jobs_in_the_earlier_form_are_processed(
+        self, fake_asana: FakeAsana, worker_settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """The receiver's and the poller's keyword arguments of before 0.2 give entries."""
+        _, user, project = _world(fake_asana)
+        recorder = Recorder(fake_asana)
+        first = fake_asana.world.add_task("from the receiver", projects=[project], by=user)
+        webhook_events = recorder.take()
+        second = fake_asana.world.add_task("from the poller", projects=[project], by=user)
+        poller_events = recorder.take()
+        common = {"target_id": "target-1", "webhook_gid": "webhook-1", "received_at": "x"}
+        queue = Queue(keys.QUEUE, connection=redis_client, serializer=JSONSerializer)
+        for kwargs in (
+            {**common, "source": "webhook", "digest": "d", "delivery": {"events": webhook_events}},
+            {**common, "source": "poller", "digest": None, "events": poller_events},
+        ):
+            queue.enqueue_call(keys.PROCESS_DELIVERY_JOB, kwargs=kwargs)
+        run_workers_until(worker_settings, lambda: len(changes(redis_client)) >= 2)
+        by_gid = {entry["resource"]["gid"]: entry for entry in changes(redis_client)}
+        assert by_gid[first]["sources"] == ["webhook"]
+        assert by_gid[second]["sources"] == ["poller"]
+
+
 class TestFootprint:
     """What a delivery leaves in Redis once its job is done: the dedupe marks, nothing more."""
 

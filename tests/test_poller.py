@@ -38,8 +38,8 @@ def fed(stage: Stage) -> list[dict[str, Any]]:
     return [
         event
         for job in make_queue(stage.redis).jobs
-        if job.kwargs["source"] == "poller"
-        for event in job.kwargs["events"]
+        if job.kwargs["delivery"]["source"] == "poller"
+        for event in job.kwargs["delivery"]["body"]["events"]
     ]
 
 
@@ -133,11 +133,13 @@ class TestSubscription:
             ("changed", task),
         ]
         assert PollStore(stage.redis).token(project) not in (None, first_token)
-        job = next(j for j in make_queue(stage.redis).jobs if j.kwargs["source"] == "poller")
+        job = next(
+            j for j in make_queue(stage.redis).jobs if j.kwargs["delivery"]["source"] == "poller"
+        )
         registration = stage.registry.all()[0]
         assert job.func_name == keys.PROCESS_DELIVERY_JOB
-        assert job.kwargs["target_id"] == registration.target_id
-        assert job.kwargs["webhook_gid"] == registration.webhook_gid
+        assert job.kwargs["delivery"]["target_id"] == registration.target_id
+        assert job.kwargs["delivery"]["webhook_gid"] == registration.webhook_gid
         assert job.retries_left
 
     def test_has_more_is_followed_in_one_cycle(self, stage: Stage) -> None:

@@ -13,7 +13,7 @@ from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
 from asana_hooks.dev.redis_server import EmbeddedRedis
-from asana_hooks.queueing import FAILURE_TTL_SECONDS, JOB_RETRY, make_queue
+from asana_hooks.queueing import FAILURE_TTL_SECONDS, JOB_RETRY, Delivery, make_queue
 from asana_hooks.redis_conn import text
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
@@ -70,9 +70,9 @@ def confirmed(registry: Registry, http: httpx.Client) -> str:
     return "t1"
 
 
-def queued_jobs(redis_client: redis.Redis) -> list[dict[str, object]]:
+def queued_jobs(redis_client: redis.Redis) -> list[Delivery]:
     queue = make_queue(redis_client)
-    return [job.kwargs for job in queue.get_jobs()]
+    return [Delivery.from_dict(job.kwargs["delivery"]) for job in queue.get_jobs()]
 
 
 class TestHandshake:
@@ -144,10 +144,10 @@ class TestDelivery:
         assert answer.status_code == 200
         jobs = queued_jobs(redis_client)
         assert len(jobs) == 1
-        assert jobs[0]["delivery"] == json.loads(body)
-        assert jobs[0]["webhook_gid"] == "9001"
-        assert jobs[0]["source"] == "webhook"
-        assert isinstance(jobs[0]["digest"], str)
+        assert list(jobs[0].events) == json.loads(body)["events"]
+        assert jobs[0].webhook_gid == "9001"
+        assert jobs[0].source == "webhook"
+        assert jobs[0].digest
         counters = redis_client.hmget(keys.target(confirmed), ["deliveries", "events"])
         assert counters == [b"1", b"2"]
 
@@ -164,7 +164,7 @@ class TestDelivery:
         job_id = text(redis_client.lrange("rq:queue:" + keys.QUEUE, 0, -1)[0])
         job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.func_name == keys.PROCESS_DELIVERY_JOB
-        assert job.kwargs["delivery"] == json.loads(body)
+        assert job.kwargs["delivery"]["body"] == json.loads(body)
         assert job.get_status() == JobStatus.QUEUED
         assert job.retries_left == JOB_RETRY.max
         assert job.failure_ttl == FAILURE_TTL_SECONDS
@@ -276,6 +276,16 @@ class TestDelivery:
             ),
             timeout=3,
         )
+        assert queued_jobs(redis_client) == []
+
+    def test_only_post_reaches_a_target(
+        self, confirmed: str, http: httpx.Client, redis_client: redis.Redis
+    ) -> None:
+        """Asana only POSTs: any other method is 405 naming POST, and changes nothing."""
+        for method in ("GET", "PUT", "DELETE"):
+            answer = http.request(method, f"/hooks/asana/{confirmed}")
+            assert answer.status_code == 405
+            assert answer.headers["allow"] == "POST"
         assert queued_jobs(redis_client) == []
 
     def test_oversized_body_is_413(

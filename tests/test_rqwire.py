@@ -9,7 +9,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from asana_hooks import keys, rqwire
-from asana_hooks.queueing import enqueue_events, make_queue
+from asana_hooks.queueing import Delivery, enqueue_delivery, make_queue
 from asana_hooks.redis_conn import text
 
 BODY = b'{"events": [{"action": "changed", "resource": {"gid": "1", "resource_type": "task"}}]}'
@@ -33,15 +33,15 @@ class TestJobRecord:
     def test_fields_match_what_rq_writes(self, redis_client: redis.Redis) -> None:
         """Every field RQ writes is there, with RQ's value (but ids, times and data)."""
         ours = redis_client.hgetall(f"rq:job:{write_by_hand(redis_client)}")
-        theirs_job = enqueue_events(
-            make_queue(redis_client),
+        delivery = Delivery(
+            source="webhook",
             target_id="t1",
             webhook_gid="9",
-            source="webhook",
-            events=[],
             digest="d",
             received_at="x",
+            events=(),
         )
+        theirs_job = enqueue_delivery(make_queue(redis_client), delivery)
         theirs = redis_client.hgetall(f"rq:job:{theirs_job.id}")
         assert set(ours) == set(theirs)
         assert {k: v for k, v in ours.items() if k not in VOLATILE} == {
@@ -53,8 +53,16 @@ class TestJobRecord:
         job_id = write_by_hand(redis_client)
         job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
         assert job.func_name == keys.PROCESS_DELIVERY_JOB
-        assert job.kwargs["delivery"] == json.loads(BODY)
-        assert job.kwargs["target_id"] == "t1"
+        expected = Delivery(
+            source="webhook",
+            target_id="t1",
+            webhook_gid="9",
+            digest="d",
+            received_at="2026-11-23T10:00:00.123Z",
+            events=tuple(json.loads(BODY)["events"]),
+        )
+        assert job.kwargs == {"delivery": expected.to_dict()}
+        assert Delivery.from_dict(job.kwargs["delivery"]) == expected
         assert job.created_at is not None
         assert make_queue(redis_client).job_ids == [job_id]
         assert redis_client.sismember("rq:queues", "rq:queue:" + keys.QUEUE)
@@ -80,7 +88,7 @@ class TestJobRecord:
             Job.fetch(text(job_id), connection=redis_client, serializer=JSONSerializer)
             for job_id in make_queue(redis_client).job_ids
         ]
-        assert [job.kwargs["digest"] for job in jobs] == [str(n) for n in range(50)]
+        assert [job.kwargs["delivery"]["digest"] for job in jobs] == [str(n) for n in range(50)]
         assert redis_client.hget(keys.STATS, "http:200") == b"50"
 
 

@@ -20,16 +20,14 @@ from starlette.routing import Route
 from asana_hooks import keys
 from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.failed_jobs import list_failed, replay_failed
+from asana_hooks.redis_conn import text
 from asana_hooks.settings import Settings
+from asana_hooks.snapshot import snapshot
 from tests.helpers import serve_in_thread
 from tests.worker_support import Recorder, changes, deliver, run_workers_until
 from workers.sinks import SIGNATURE_HEADER
 
 HANDLED: list[dict[str, Any]] = []
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def collect(change: dict[str, Any]) -> None:
@@ -111,7 +109,7 @@ class TestSinks:
         sink_id = next(
             name
             for key in redis_client.keys("rq:job:sink-*")
-            if ":" not in (name := _text(key).removeprefix("rq:job:"))
+            if ":" not in (name := text(key).removeprefix("rq:job:"))
         )
         job = Job.fetch(sink_id, connection=redis_client, serializer=JSONSerializer)
         assert job.get_status() == "scheduled"
@@ -131,7 +129,7 @@ class TestAsanaFailures:
 
         def flush_job() -> Job | None:
             for key in redis_client.keys("rq:job:flush-*"):
-                name = _text(key).removeprefix("rq:job:")
+                name = text(key).removeprefix("rq:job:")
                 if ":" in name:
                     continue
                 job = Job.fetch(name, connection=redis_client, serializer=JSONSerializer)
@@ -151,6 +149,9 @@ class TestAsanaFailures:
         assert failed.function == "workers.jobs.flush_due"
         assert [batch.rsplit("-", 1)[0] for batch in failed.batches] == [task]
         assert "AsanaUnavailable" in failed.error
+        (shown,) = snapshot(redis_client, budget=1500).failed_jobs
+        assert shown["id"] == job.id
+        assert "AsanaUnavailable" in shown["error"]
         fake_asana.knobs.chaos_500_rate = 0.0
         assert replay_failed(redis_client) == [job.id]
         run_workers_until(worker_settings, lambda: changes(redis_client))

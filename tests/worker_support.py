@@ -18,7 +18,7 @@ import redis
 from asana_hooks import keys
 from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.events import format_timestamp
-from asana_hooks.queueing import enqueue_events, make_queue
+from asana_hooks.queueing import Delivery, enqueue_delivery, make_queue
 from asana_hooks.settings import Settings
 from workers.rq_worker import build_worker
 
@@ -65,15 +65,15 @@ def deliver(
     webhook_gid: str | None = "webhook-1",
 ) -> None:
     """Enqueue one delivery exactly as the receiver (or the poller) does."""
-    enqueue_events(
-        make_queue(connection),
+    delivery = Delivery(
+        source="poller" if source == "poller" else "webhook",
         target_id=target_id,
         webhook_gid=webhook_gid,
-        source=source,  # type: ignore[arg-type]
-        events=events,
         digest=digest,
         received_at=now_iso(),
+        events=tuple(events),
     )
+    enqueue_delivery(make_queue(connection), delivery)
 
 
 class Recorder:

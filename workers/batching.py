@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, lua
+from asana_hooks.redis_conn import text
 from workers.model import BatchEvent, ClosedBatch
 
 SEQ_TTL_SECONDS = 48 * 3600
@@ -35,155 +36,9 @@ CLOSED_TTL_SECONDS = 7 * 24 * 3600
 FLUSH_LEASE_MS = 300_000
 """A resource's next batch waits at most this long for the previous one to be emitted."""
 
-# KEYS: open-batches, stats, target (or ''), then per event: batch, seq, done, claim.
-# ARGV: debounce ms, max delay ms, done ttl, seq ttl, tick key prefix, events received,
-#       duplicates found by the claim, then EVENT_ARGS values per event (see BatchEvent.args).
-# Counts events, duplicates and late in stats (and duplicates, late on the target).
-# Returns JSON: {"added": n, "late": n, "duplicates": n, "opened": [[gid, id, due]],
-#   "urgent": [[gid, id, due]], "ticks": [second, ...]}: ticks are due seconds with no flush yet.
-_ADD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local debounce, max_delay = tonumber(ARGV[1]), tonumber(ARGV[2])
-local added, late, opened, urgent, ticks = 0, 0, {}, {}, {}
-local function with_word(words, word)
-  if word == '' or string.find(',' .. words .. ',', ',' .. word .. ',', 1, true) then
-    return words
-  end
-  if words == '' then return word end
-  return words .. ',' .. word
-end
-local events = (#KEYS - 3) / 4
-for i = 0, events - 1 do
-  local bkey, skey, dkey, ckey = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i]
-  local a = 8 + 11 * i
-  local gid, rtype, action, field = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local created_at, parent, source = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local is_late, is_resync = ARGV[a + 9] == '1', ARGV[a + 10] == '1'
-  if redis.call('EXISTS', dkey) == 0 then
-    local b = redis.call('HMGET', bkey, 'id', 'opened_ms', 'count', 'late', 'first_at',
-      'last_at', 'actions', 'fields', 'sources', 'parent', 'deleted', 'due_ms', 'resynced')
-    local id, opened_ms, count, nlate = b[1], tonumber(b[2]), tonumber(b[3]), tonumber(b[4])
-    local first_at, last_at, actions, fields = b[5], b[6], b[7], b[8]
-    local sources, bparent, deleted, due = b[9], b[10], b[11], tonumber(b[12])
-    local resynced = tonumber(b[13]) or 0
-    if not id then
-      local seq = redis.call('INCR', skey)
-      redis.call('EXPIRE', skey, tonumber(ARGV[4]))
-      id = gid .. '-' .. seq
-      opened_ms, count, nlate, first_at, last_at = now, 0, 0, created_at, created_at
-      actions, fields, sources, bparent, deleted, due = '', '', '', parent, '0', now
-      redis.call('HSET', bkey, 'id', id, 'seq', seq, 'gid', gid, 'rtype', rtype,
-        'opened_ms', now, 'webhook_gid', ARGV[a + 7], 'target_id', ARGV[a + 8])
-      opened[#opened + 1] = {gid, id}
-    end
-    count = count + 1
-    if is_resync then resynced = resynced + 1 end
-    if is_late then
-      nlate = nlate + 1
-      late = late + 1
-    end
-    if created_at < first_at then first_at = created_at end
-    if created_at > last_at then last_at = created_at end
-    if bparent == '' then bparent = parent end
-    if action == 'deleted' and deleted ~= '1' then
-      deleted = '1'
-      urgent[#urgent + 1] = {gid, id}
-    end
-    if deleted == '1' then
-      if due > now then due = now end
-    else
-      due = math.min(now + debounce, opened_ms + max_delay)
-    end
-    redis.call('HSET', bkey, 'count', count, 'late', nlate, 'first_at', first_at,
-      'last_at', last_at, 'actions', with_word(actions, action),
-      'fields', with_word(fields, field), 'sources', with_word(sources, source),
-      'parent', bparent, 'deleted', deleted, 'due_ms', due, 'last_ms', now,
-      'resynced', resynced)
-    redis.call('ZADD', KEYS[1], due, gid)
-    local second = math.ceil(due / 1000)
-    if redis.call('SET', ARGV[5] .. second, '1', 'NX', 'EX', 600) then
-      ticks[#ticks + 1] = second
-    end
-    redis.call('SET', dkey, '1', 'EX', tonumber(ARGV[3]))
-    redis.call('DEL', ckey)
-    added = added + 1
-  end
-end
-local duplicates = tonumber(ARGV[7]) + events - added
-redis.call('HINCRBY', KEYS[2], 'events', tonumber(ARGV[6]))
-if duplicates > 0 then redis.call('HINCRBY', KEYS[2], 'duplicates', duplicates) end
-if late > 0 then redis.call('HINCRBY', KEYS[2], 'late', late) end
-if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
-  if duplicates > 0 then redis.call('HINCRBY', KEYS[3], 'duplicates', duplicates) end
-  if late > 0 then redis.call('HINCRBY', KEYS[3], 'late', late) end
-end
-local function with_due(list)
-  for _, item in ipairs(list) do
-    item[3] = tonumber(redis.call('ZSCORE', KEYS[1], item[1]))
-  end
-  return list
-end
-return cjson.encode({added = added, late = late, opened = with_due(opened),
-  urgent = with_due(urgent), ticks = ticks, duplicates = duplicates})
-"""
-
-# KEYS: batch, closed, emitted, flushing, open-batches, owned, stats.
-# ARGV: batch id, owner (job id), closed ttl, lease ms, target key prefix.
-# Returns {'closed', flat hash} | {'taken'} | {'emitted'} | {'gone'} | {'not_due', due_ms}
-#       | {'busy', retry_ms}.
-_CLOSE = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'emitted'} end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if redis.call('HGET', KEYS[2], 'owner') == ARGV[2] then
-    return {'closed', redis.call('HGETALL', KEYS[2])}
-  end
-  return {'taken'}
-end
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return {'gone'} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = tonumber(redis.call('HGET', KEYS[1], 'due_ms'))
-if due > now then return {'not_due', due} end
-local flushing = redis.call('GET', KEYS[4])
-if flushing and flushing ~= ARGV[1] then
-  return {'busy', redis.call('PTTL', KEYS[4])}
-end
-redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'closed_ms', now)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-redis.call('ZREM', KEYS[5], redis.call('HGET', KEYS[2], 'gid'))
-redis.call('SET', KEYS[4], ARGV[1], 'PX', tonumber(ARGV[4]))
-redis.call('SADD', KEYS[6], ARGV[1])
-redis.call('EXPIRE', KEYS[6], tonumber(ARGV[3]))
-redis.call('HINCRBY', KEYS[7], 'batches', 1)
-local target = redis.call('HGET', KEYS[2], 'target_id')
-if target and target ~= '' and redis.call('EXISTS', ARGV[5] .. target) == 1 then
-  redis.call('HINCRBY', ARGV[5] .. target, 'batches', 1)
-end
-return {'closed', redis.call('HGETALL', KEYS[2])}
-"""
-
-# KEYS: open-batches. ARGV: limit, lag ms (0: due now; >0: overdue by at least that much).
-# Returns flat [gid, batch id, due, ...] of due batches, oldest first.
-_DUE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]),
-  'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
-local found = {}
-for i = 1, #gids, 2 do
-  local id = redis.call('HGET', ARGV[3] .. gids[i], 'id')
-  if id then
-    found[#found + 1] = gids[i]
-    found[#found + 1] = id
-    found[#found + 1] = gids[i + 1]
-  else
-    redis.call('ZREM', KEYS[1], gids[i])
-  end
-end
-return found
-"""
+_ADD = lua.load(__file__, "batch_add")
+_CLOSE = lua.load(__file__, "batch_close")
+_DUE = lua.load(__file__, "batch_due")
 
 
 @dataclass(frozen=True)
@@ -307,7 +162,7 @@ class Batcher:
 
     def owned(self, owner: str) -> list[str]:
         """Batch ids this flush job closed in an earlier attempt (its retry finishes them)."""
-        return sorted(_text(item) for item in self._redis.smembers(keys.flush_owned(owner)))
+        return sorted(text(item) for item in self._redis.smembers(keys.flush_owned(owner)))
 
     def forget_owned(self, owner: str) -> None:
         self._redis.delete(keys.flush_owned(owner))
@@ -315,7 +170,7 @@ class Batcher:
     def due(self, *, limit: int, overdue_ms: int = 0) -> list[Opened]:
         """Batches due now (or overdue by ``overdue_ms``), oldest first."""
         flat = self._due(keys=[keys.OPEN_BATCHES], args=[limit, overdue_ms, keys.batch("")])
-        items = [_text(item) for item in flat]
+        items = [text(item) for item in flat]
         return [
             Opened(gid=items[i], batch_id=items[i + 1], due_ms=int(float(items[i + 2])))
             for i in range(0, len(items), 3)
@@ -323,9 +178,9 @@ class Batcher:
 
 
 def _close_result(answer: list[Any]) -> CloseResult:
-    state = _text(answer[0])
+    state = text(answer[0])
     if state == "closed":
-        flat = [_text(item) for item in answer[1]]
+        flat = [text(item) for item in answer[1]]
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
         return CloseResult("closed", ClosedBatch.from_hash(raw))
     if state in ("not_due", "busy"):
@@ -340,7 +195,3 @@ def _openings(items: list[list[object]] | dict[str, object]) -> tuple[Opened, ..
         Opened(gid=str(gid), batch_id=str(batch_id), due_ms=int(float(str(due))))
         for gid, batch_id, due in items
     )
-
-
-def _text(value: bytes | str | int) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

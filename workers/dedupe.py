@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, lua
 
 DONE_TTL_SECONDS = 48 * 3600
 """Keep delivery digests and processed-event marks 48 h (Asana retries for up to 24 h)."""
@@ -26,44 +26,8 @@ DONE_TTL_SECONDS = 48 * 3600
 CLAIM_TTL_SECONDS = 300
 """A processing claim lives five minutes: longer than any job, short enough to heal."""
 
-# KEYS: [delivery key or nothing], then per event: claim, done.
-# ARGV: job id, claim ttl, done ttl, 1 when KEYS[1] is a delivery key.
-# Returns -1 for a duplicate delivery, else one flag per event (1 claimed, 0 duplicate).
-_CLAIM = """
-local job, first = ARGV[1], 1
-if ARGV[4] == '1' then
-  local owner = redis.call('GET', KEYS[1])
-  if owner and owner ~= job then return -1 end
-  redis.call('SET', KEYS[1], job, 'EX', tonumber(ARGV[3]))
-  first = 2
-end
-local flags = {}
-for i = first, #KEYS, 2 do
-  local flag = 0
-  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
-    local owner = redis.call('GET', KEYS[i])
-    if not owner or owner == job then
-      redis.call('SET', KEYS[i], job, 'EX', tonumber(ARGV[2]))
-      flag = 1
-    end
-  end
-  flags[#flags + 1] = flag
-end
-return flags
-"""
-
-# KEYS: [delivery key or nothing], then claim keys. ARGV: job id, 1 when KEYS[1] is a delivery.
-# Deletes only what this job holds.
-_RELEASE = """
-local released = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    released = released + 1
-  end
-end
-return released
-"""
+_CLAIM = lua.load(__file__, "dedupe_claim")
+_RELEASE = lua.load(__file__, "dedupe_release")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asana_hooks import keys
-from asana_hooks.events import Event, MalformedEvent, Source, parse_event
+from asana_hooks.events import Event, MalformedEvent, parse_event
+from asana_hooks.queueing import Delivery
+from asana_hooks.redis_conn import optional_text
 from workers.dedupe import DONE_TTL_SECONDS
 from workers.model import BatchEvent, is_late
 from workers.runtime import Runtime
@@ -39,34 +41,27 @@ class IntakeResult:
         return asdict(self)
 
 
-def take_delivery(
-    runtime: Runtime,
-    *,
-    job_id: str,
-    target_id: str | None,
-    webhook_gid: str | None,
-    source: Source,
-    events: list[Any],
-    digest: str | None,
-    received_at: str,
-) -> IntakeResult:
+def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> IntakeResult:
+    events = list(delivery.events)
+    target_id = delivery.target_id
     parsed, malformed = _parse_all(events)
     fingerprints = [event.fingerprint for event in parsed]
     claim = runtime.deduper.claim(
-        job_id=job_id, target_id=target_id, digest=digest, fingerprints=fingerprints
+        job_id=job_id, target_id=target_id, digest=delivery.digest, fingerprints=fingerprints
     )
     if claim.duplicate_delivery:
         _count_duplicate_delivery(runtime, target_id, events=len(events))
         log.info("intake.duplicate_delivery target=%s events=%d", target_id, len(events))
         return IntakeResult(len(events), len(events), 0, 0, 0, malformed, True)
+    webhook_gid = delivery.webhook_gid or _current_webhook(runtime, target_id)
     late_after = runtime.settings.late_event_seconds
     fresh = [
         BatchEvent.of(
             event,
-            source=source,
+            source=delivery.source,
             webhook_gid=webhook_gid,
             target_id=target_id,
-            late=is_late(event.created_at, received_at, late_after),
+            late=is_late(event.created_at, delivery.received_at, late_after),
         )
         for event, claimed in zip(parsed, claim.claimed, strict=True)
         if claimed
@@ -87,7 +82,7 @@ def take_delivery(
             flush_now(runtime.queue, "a resource was deleted")
     except BaseException:
         runtime.deduper.release(
-            job_id=job_id, target_id=target_id, digest=digest, fingerprints=fingerprints
+            job_id=job_id, target_id=target_id, digest=delivery.digest, fingerprints=fingerprints
         )
         raise
     return IntakeResult(
@@ -98,6 +93,14 @@ def take_delivery(
         batches_opened=len(added.opened),
         malformed=malformed,
     )
+
+
+def _current_webhook(runtime: Runtime, target_id: str | None) -> str | None:
+    """A delivery taken while its webhook was being re-created names no webhook: the
+    registration names the new one by now."""
+    if target_id is None:
+        return None
+    return optional_text(runtime.redis.hget(keys.target(target_id), "webhook_gid"))
 
 
 def _parse_all(raw_events: list[Any]) -> tuple[list[Event], int]:

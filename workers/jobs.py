@@ -14,9 +14,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from asana_hooks import keys
-from asana_hooks.events import Source
-from asana_hooks.redis_conn import text
+from asana_hooks.queueing import Delivery
 from workers import runtime, sinks
 from workers.flush import flush
 from workers.intake import take_delivery
@@ -27,35 +25,9 @@ def _job_id() -> str:
     return job.id if job is not None else "direct-" + secrets.token_hex(8)
 
 
-def process_delivery(
-    target_id: str | None,
-    webhook_gid: str | None,
-    source: Source,
-    digest: str | None,
-    received_at: str,
-    events: list[Any] | None = None,
-    delivery: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``delivery`` is a webhook body as the receiver took it; ``events`` a poller page."""
-    if delivery is not None:
-        events = delivery.get("events")
-    if not isinstance(events, list):
-        events = []
-    current = runtime.current()
-    if webhook_gid is None and target_id is not None:
-        # A delivery taken while its webhook was being re-created: name the new webhook.
-        found = current.redis.hget(keys.target(target_id), "webhook_gid")
-        webhook_gid = text(found) if found else None
-    return take_delivery(
-        current,
-        job_id=_job_id(),
-        target_id=target_id,
-        webhook_gid=webhook_gid,
-        source=source,
-        events=events,
-        digest=digest,
-        received_at=received_at,
-    ).to_dict()
+def process_delivery(**kwargs: Any) -> dict[str, Any]:
+    """``delivery``: a ``queueing.Delivery`` as ``to_dict`` writes it."""
+    return take_delivery(runtime.current(), Delivery.from_job(kwargs), job_id=_job_id()).to_dict()
 
 
 def flush_due(reason: str = "") -> dict[str, Any]:

@@ -18,6 +18,8 @@ import socket
 import redis
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 
+from asana_hooks.redis_conn import text
+
 log = logging.getLogger(__name__)
 
 _DELETE_IF_HELD_BY = """
@@ -32,18 +34,14 @@ def release_if_holder_died(connection: redis.Redis, queue_name: str) -> bool:
     holder = connection.get(lock_key)
     if holder is None:
         return False
-    name = holder.decode() if isinstance(holder, bytes) else str(holder)
+    name = text(holder)
     host, pid = connection.hmget(SCHEDULER_KEY_TEMPLATE % name, ["hostname", "pid"])
-    if not host or not pid or _text(host) != socket.gethostname() or _alive(int(pid)):
+    if not host or not pid or text(host) != socket.gethostname() or _alive(int(pid)):
         return False
     released = bool(connection.eval(_DELETE_IF_HELD_BY, 1, lock_key, holder))
     if released:
         log.warning("scheduler.lock_released holder=%s pid=%s: its process has exited", name, pid)
     return released
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _alive(pid: int) -> bool:

@@ -37,7 +37,7 @@ from asana_hooks.dev.fake_asana import FakeAsana
 from asana_hooks.dev.fake_asana.model import Story, Task
 from asana_hooks.dev.redis_server import EmbeddedRedis, free_port
 from asana_hooks.events import parse_event
-from asana_hooks.redis_conn import connect
+from asana_hooks.redis_conn import connect, text
 from asana_hooks.registration import register
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox, generate_key
@@ -314,7 +314,7 @@ class ChaosSystem:
         by_pid = {c.pid: c for c in self.role("worker") if c.alive()}
         busy = []
         for name in connection.smembers(f"rq:workers:{keys.QUEUE}"):
-            state, pid = connection.hmget(_text(name), "state", "pid")
+            state, pid = connection.hmget(text(name), "state", "pid")
             if state == b"busy" and pid is not None and int(pid) in by_pid:
                 busy.append(by_pid[int(pid)])
         return busy
@@ -324,7 +324,7 @@ class ChaosSystem:
         holder = connection.get(f"rq:scheduler-lock:{keys.QUEUE}")
         if holder is None:
             return None
-        pid = connection.hget(f"rq:scheduler:{_text(holder)}", "pid")
+        pid = connection.hget(f"rq:scheduler:{text(holder)}", "pid")
         if not pid:
             return None
         try:
@@ -387,7 +387,7 @@ class ChaosSystem:
         """Delivery jobs waiting for their retry, and flushes overdue (no scheduler running)."""
         now = time.time()
         found: Any = connection.zrange(f"rq:scheduled:{keys.QUEUE}", 0, -1, withscores=True)
-        retries = sum(1 for raw_id, _ in found if not _text(raw_id).startswith("flush-"))
+        retries = sum(1 for raw_id, _ in found if not text(raw_id).startswith("flush-"))
         overdue = sum(1 for _, score in found if float(score) < now - 2)
         return {"scheduled_retries": retries, "scheduled_overdue": overdue}
 
@@ -428,10 +428,6 @@ class ChaosSystem:
             if now > deadline:
                 return verdict
             time.sleep(0.2)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Load:

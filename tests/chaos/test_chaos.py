@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from asana_hooks.queueing import enqueue_events, make_queue
+from asana_hooks.queueing import Delivery, enqueue_delivery, make_queue
 from tests.chaos.harness import ChaosSystem
 from tests.chaos.scenarios import (
     SCENARIOS,
@@ -40,14 +40,16 @@ def test_a_killed_delivery_job_finishes_on_its_retry(tmp_path: Path) -> None:
         connection = system.connection()
         queue = make_queue(connection)
         jobs = [
-            enqueue_events(
+            enqueue_delivery(
                 queue,
-                target_id=None,
-                webhook_gid=None,
-                source="webhook",
-                events=[_event(batch * 10_000 + n) for n in range(10_000)],
-                digest=f"big-{batch}",
-                received_at="2026-01-01T00:00:00.000Z",
+                Delivery(
+                    source="webhook",
+                    target_id=None,
+                    webhook_gid=None,
+                    digest=f"big-{batch}",
+                    received_at="2026-01-01T00:00:00.000Z",
+                    events=tuple(_event(batch * 10_000 + n) for n in range(10_000)),
+                ),
             ).id
             for batch in range(5)
         ]

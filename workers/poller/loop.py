@@ -23,12 +23,18 @@ from rq import Queue
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, SyncTokenExpired
 from asana_hooks.events import format_timestamp
-from asana_hooks.queueing import enqueue_events, make_queue
+from asana_hooks.queueing import enqueue_delivery, make_queue
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 from asana_hooks.subscription import RESYNC_MARGIN
-from workers.poller.plan import CycleReport, Subscription, gap_after_412, subscriptions
+from workers.poller.plan import (
+    CycleReport,
+    Subscription,
+    gap_after_412,
+    poller_delivery,
+    subscriptions,
+)
 from workers.poller.resync import resync
 from workers.poller.store import DEFAULT_LOCK_TTL_MS, LockLost, PollLock, PollStore, new_owner_id
 from workers.poller.webhooks import WebhookCare
@@ -248,15 +254,7 @@ class Poller:
     def _feed(
         self, subscription: Subscription, lead: Registration, events: list[dict[str, Any]]
     ) -> None:
-        enqueue_events(
-            self._queue,
-            target_id=lead.target_id,
-            webhook_gid=lead.webhook_gid,
-            source="poller",
-            events=events,
-            digest=None,
-            received_at=format_timestamp(self.clock()),
-        )
+        enqueue_delivery(self._queue, poller_delivery(lead, events, now=self.clock()))
         self._store.add_events(subscription.resource_gid, len(events))
 
     # Health ---------------------------------------------------------------------------------

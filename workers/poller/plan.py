@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from asana_hooks.events import RESYNC_MARKER, format_timestamp, parse_timestamp
+from asana_hooks.queueing import Delivery
 from asana_hooks.registry import Registration
 from asana_hooks.subscription import resync_from
 
@@ -91,6 +92,18 @@ class Subscription:
         return any(
             passes_filters(event, r.filters, ignore_fields=ignore_fields) for r in self.polled
         )
+
+
+def poller_delivery(lead: Registration, events: Sequence[Any], *, now: datetime) -> Delivery:
+    """Events the poller found, sent under the lead registration's target and webhook."""
+    return Delivery(
+        source="poller",
+        target_id=lead.target_id,
+        webhook_gid=lead.webhook_gid,
+        digest=None,
+        received_at=format_timestamp(now),
+        events=tuple(events),
+    )
 
 
 def subscriptions(registrations: Iterable[Registration]) -> list[Subscription]:

@@ -25,12 +25,13 @@ from rq import Queue
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import NotFound
 from asana_hooks.events import format_timestamp, parse_timestamp
-from asana_hooks.queueing import enqueue_events
+from asana_hooks.queueing import enqueue_delivery
 from asana_hooks.registry import Registration, now_iso
 from workers.poller.plan import (
     CRAWLED_TYPES,
     STORY_FIELDS,
     Subscription,
+    poller_delivery,
     resync_event,
     story_events,
 )
@@ -201,19 +202,10 @@ class _Feeder:
 
     def events(self, events: list[dict[str, Any]]) -> None:
         """Enqueue the events the webhooks' filters let through, as one job."""
-        now = self._clock()
         wanted = [e for e in events if self._subscription.wants(e, ignore_fields=True)]
         if not wanted:
             return
-        enqueue_events(
-            self._queue,
-            target_id=self._lead.target_id,
-            webhook_gid=self._lead.webhook_gid,
-            source="poller",
-            events=wanted,
-            digest=None,
-            received_at=format_timestamp(now),
-        )
+        enqueue_delivery(self._queue, poller_delivery(self._lead, wanted, now=self._clock()))
         self.fed += len(wanted)
 
 

@@ -21,50 +21,19 @@ from datetime import datetime
 
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, lua
 from asana_hooks.errors import HooksError
 from asana_hooks.events import parse_timestamp
+from asana_hooks.redis_conn import decode_hash, optional_text
 from asana_hooks.subscription import SYNC_TOKEN_TTL_SECONDS
 
 DEFAULT_LOCK_TTL_MS = 120_000
 """Long enough for one Events API page or crawl page within the client's waits (30 s + 30 s),
 short enough that a crashed poller's resources are picked up again within two minutes."""
 
-# KEYS: lock. ARGV: owner, ttl_ms.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: owner.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: lock, sync token, poll state.
-# ARGV: owner, ttl_ms, token ('' keeps it), token_ttl_s, n_set, field, value, ..., field, ...
-# Fields after the n_set pairs are deleted. Returns 0 (and writes nothing) unless we own the lock.
-_COMMIT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4]) end
-local n = tonumber(ARGV[5])
-local i = 6
-for _ = 1, n do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-while i <= #ARGV do
-  redis.call('HDEL', KEYS[3], ARGV[i])
-  i = i + 1
-end
-return 1
-"""
+_RENEW = lua.load(__file__, "poll_lock_renew")
+_RELEASE = lua.load(__file__, "poll_lock_release")
+_COMMIT = lua.load(__file__, "poll_commit")
 
 
 class LockLost(HooksError):
@@ -132,7 +101,7 @@ class PollLock:
 
     def holder(self) -> str | None:
         value = self._redis.get(self.key)
-        return None if value is None else _text(value)
+        return optional_text(value)
 
 
 class PollStore:
@@ -144,15 +113,15 @@ class PollStore:
 
     def token(self, resource_gid: str) -> str | None:
         value = self._redis.get(keys.sync_token(resource_gid))
-        return None if value is None else _text(value)
+        return optional_text(value)
 
     def record(self, resource_gid: str) -> PollRecord:
         raw = self._redis.hgetall(keys.poll_state(resource_gid))
-        return PollRecord.from_hash({_text(k): _text(v) for k, v in raw.items()})
+        return PollRecord.from_hash(decode_hash(raw))
 
     def raw(self, resource_gid: str) -> dict[str, str]:
         raw = self._redis.hgetall(keys.poll_state(resource_gid))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return decode_hash(raw)
 
     def commit(
         self,
@@ -188,7 +157,3 @@ class PollStore:
     def forget(self, resource_gid: str) -> None:
         """No webhook polls this resource any more: drop its token and progress."""
         self._redis.delete(keys.sync_token(resource_gid), keys.poll_state(resource_gid))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
