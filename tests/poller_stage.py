@@ -45,6 +45,7 @@ class Stage:
     registry: Registry
     workspace: str
     user: str
+    cleanup: ExitStack
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def project(self, name: str = "Launch") -> str:
@@ -63,7 +64,9 @@ class Stage:
         """A poller with its own Redis connection and API client, as a process would have."""
         settings = options.pop("settings", self.settings)
         connection = connect(settings.redis_url, socket_timeout=5.0)
-        return Poller(settings, connection, AsanaClient(settings, connection), **options)
+        self.cleanup.callback(connection.close)
+        client = self.cleanup.enter_context(AsanaClient(settings, connection))
+        return Poller(settings, connection, client, **options)
 
     def changes(self) -> list[dict[str, Any]]:
         """Every change in the output stream, oldest first."""
@@ -119,6 +122,7 @@ def running_stage(
             registry=Registry(connection, SecretBox(settings.encryption_keys)),
             workspace=workspace,
             user=user,
+            cleanup=stack,
         )
         stack.callback(stage.stop_workers)
         yield stage

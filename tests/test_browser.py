@@ -93,6 +93,8 @@ def worker(system: System) -> Iterator[subprocess.Popen[bytes]]:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def browse(chromium: str, url: str, *, screenshot: Path | None = None) -> str:

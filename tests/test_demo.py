@@ -78,6 +78,8 @@ class TestDemo:
             process.send_signal(signal.SIGINT)
             process.wait(30)
             reader.join(5)
+            if process.stdout is not None:
+                process.stdout.close()
         assert process.returncode == 0, "".join(lines[-20:])
         assert "dev stopped" in "".join(lines)
 

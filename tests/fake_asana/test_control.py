@@ -93,3 +93,5 @@ def test_python_dash_m_runs_standalone() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
