@@ -129,5 +129,12 @@ API_TOKEN_REJECTED = PREFIX + "api:token-rejected"
 STATS = PREFIX + "stats"
 """Hash of global counters (a fixed set of fields)."""
 
+QUARANTINE = PREFIX + "quarantine"
+"""Hash: quarantine id -> an event Asana signed that we could not read, kept verbatim with its
+reason (capped at quarantine.CAP; `asana-hooks quarantine list/replay`)."""
+
+QUARANTINE_ORDER = PREFIX + "quarantine:order"
+"""Sorted set: quarantine id -> when it was kept (µs); the oldest go first past the cap."""
+
 RECENT_CHANGES = PREFIX + "recent-changes"
 """List of the last few change summaries for the status page (capped)."""

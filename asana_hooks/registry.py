@@ -23,7 +23,16 @@ from asana_hooks.secretbox import SecretBox, secrets_equal
 State = Literal["pending", "active", "failing", "lost", "retired", "deleted"]
 STATES: tuple[State, ...] = ("pending", "active", "failing", "lost", "retired", "deleted")
 PENDING_TTL_SECONDS = 120
-COUNTERS = ("deliveries", "events", "duplicates", "heartbeats", "batches", "changes", "late")
+COUNTERS = (
+    "deliveries",
+    "events",
+    "duplicates",
+    "heartbeats",
+    "batches",
+    "changes",
+    "late",
+    "quarantined",
+)
 ASANA_STATUS_FIELDS = (
     "active",
     "last_success_at",

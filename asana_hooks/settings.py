@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from asana_hooks import opt_fields
 from asana_hooks.errors import HooksError
 from asana_hooks.secretbox import InvalidKey, Secret, check_key
 
@@ -221,5 +222,20 @@ class _Reader:
         found: dict[str, str] = {}
         for name, value in self._environ.items():
             if name.startswith(prefix) and value.strip():
-                found[name[len(prefix) :].lower()] = value.strip()
+                resource_type = name[len(prefix) :].lower()
+                _check_opt_fields(name, resource_type, value)
+                found[resource_type] = value.strip()
         return found
+
+
+def _check_opt_fields(name: str, resource_type: str, value: str) -> None:
+    """A typo would thin every entry without a word: stop at start, naming the field."""
+    if resource_type not in opt_fields.KNOWN_TYPES:
+        raise SettingsError(name, f"names no Asana resource type ({resource_type!r})")
+    unknown = opt_fields.unknown_field(resource_type, value)
+    if unknown is not None:
+        raise SettingsError(
+            name,
+            f"names {unknown!r}, which Asana does not list for a {resource_type}: fix or "
+            "drop it (Asana's fields per type: asana_hooks/asana_fields.json)",
+        )

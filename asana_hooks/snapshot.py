@@ -16,7 +16,7 @@ import redis
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from asana_hooks import keys
+from asana_hooks import keys, quarantine
 from asana_hooks.events import format_timestamp
 from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
@@ -24,6 +24,9 @@ from asana_hooks.queueing import make_queue
 from asana_hooks.ratelimit import Budget
 from asana_hooks.redis_conn import decode_hash
 from asana_hooks.registry import Registration, Registry
+
+QUARANTINE_LIMIT = 10
+"""How many kept events the snapshot shows (the count is always complete)."""
 
 RECENT_LIMIT = 20
 """How many recent changes the snapshot carries."""
@@ -44,6 +47,7 @@ class Overview:
     api: dict[str, Any]
     recent_changes: list[Any] = field(default_factory=list)
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +59,7 @@ class Overview:
             "api": self.api,
             "recent_changes": self.recent_changes,
             "failed_jobs": self.failed_jobs,
+            "quarantine": self.quarantine,
         }
 
 
@@ -74,6 +79,7 @@ def webhook_statuses(
         status["poller_lag_seconds"] = poller_lag(poll, now=now)
         status["events_api"] = events_api(poll, subscribed=subscribed)
         status.update(assess(status, now=now))
+        status["quarantine_note"] = quarantine.note(int(status.get("quarantined") or 0))
         found.append(status)
     return found
 
@@ -173,4 +179,13 @@ def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
         failed_jobs=[
             job.summary() for job in list_failed(connection, limit=FAILED_LIMIT, newest_first=True)
         ],
+        quarantine={
+            "count": quarantine.count(connection),
+            "recent": [
+                entry.to_json()
+                for entry in quarantine.entries(
+                    connection, limit=QUARANTINE_LIMIT, newest_first=True
+                )
+            ],
+        },
     )

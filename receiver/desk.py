@@ -9,6 +9,7 @@ app, which answers 503 so that Asana retries.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,10 +73,10 @@ class DeliveryDesk:
             if not signature_matches(body, signature, target.secret):
                 return await self._counted(Answer(401, "missing or invalid X-Hook-Signature"))
         try:
-            events = delivery_events(orjson.loads(body))
+            events = delivery_events(decode_json(body))
         except MalformedEvent as exc:
             return await self._counted(Answer(400, str(exc)))
-        except orjson.JSONDecodeError:
+        except ValueError:
             return await self._counted(Answer(400, "the body is not UTF-8 JSON"))
         if not events:
             await self._heartbeat(target_id)
@@ -111,6 +112,24 @@ class DeliveryDesk:
         with contextlib.suppress(RedisError):
             await self._client.hincrby(keys.STATS, f"http:{answer.status}", 1)
         return answer
+
+
+def decode_json(body: bytes) -> object:
+    """orjson, and the standard library for the JSON orjson refuses (integers past 64 bits):
+    what Asana signed is read if it is JSON at all. ValueError if it is not (NaN and Infinity
+    are not JSON; nesting past Python's recursion limit is refused too)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body, parse_constant=_not_json)
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _now() -> datetime:

@@ -37,6 +37,9 @@ METRICS: dict[str, str] = {
     "batches_total": "Batches flushed (one per resource per quiet window).",
     "changes_emitted_total": "Change entries written to the asana-hooks:changes stream.",
     "batches_redundant_total": "Batches not emitted: an entry already carried that state.",
+    "events_quarantined_total": "Signed events we could not read, kept aside (quarantine list).",
+    "events_quarantine_dropped_total": "Kept events dropped, oldest first, past the cap.",
+    "quarantine_events": "Events in the quarantine now (asana-hooks quarantine list).",
     "api_requests_total": "Requests to Asana's API by outcome: HTTP status, timeout, unreachable.",
     "rate_limit_waits_total": "Times a process waited for room in the shared API budget.",
     "api_budget_used": "Requests to Asana in the last minute, all processes together.",
@@ -51,6 +54,7 @@ METRICS: dict[str, str] = {
     "webhook_deliveries_total": "Deliveries with events accepted for a webhook.",
     "webhook_heartbeats_total": "Heartbeats (empty deliveries) accepted for a webhook.",
     "webhook_events_total": "Events received for a webhook.",
+    "webhook_events_quarantined_total": "Events of a webhook we could not read, kept aside.",
     "webhook_last_heartbeat_timestamp_seconds": "When the last heartbeat came (Unix time).",
     "webhook_deletion_timestamp_seconds": "When Asana will delete a failing webhook (Unix time).",
 }
@@ -63,6 +67,8 @@ _STAT_COUNTERS = {
     "batches_total": "batches",
     "changes_emitted_total": "changes",
     "batches_redundant_total": "redundant",
+    "events_quarantined_total": "quarantined",
+    "events_quarantine_dropped_total": "quarantine_dropped",
     "rate_limit_waits_total": "rate_limit_waits",
 }
 
@@ -134,6 +140,7 @@ def _system_metrics(view: Overview) -> Iterator[Metric]:
     yield queue
     yield _gauge("workers", view.queue.get("workers", 0))
     yield _gauge("open_batches", view.open_batches)
+    yield _gauge("quarantine_events", view.quarantine.get("count", 0))
     yield _gauge("api_budget_used", view.api["used_last_minute"])
     yield _gauge("api_budget_per_minute", view.api["budget_per_minute"])
     yield _gauge("api_paused", 1 if view.api["paused_until"] else 0)
@@ -147,6 +154,7 @@ def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
     deliveries = _counter("webhook_deliveries_total", labels)
     heartbeats = _counter("webhook_heartbeats_total", labels)
     events = _counter("webhook_events_total", labels)
+    quarantined = _counter("webhook_events_quarantined_total", labels)
     last_heartbeat = _gauge("webhook_last_heartbeat_timestamp_seconds", labels=labels)
     deletion = _gauge("webhook_deletion_timestamp_seconds", labels=labels)
     for webhook in webhooks:
@@ -156,6 +164,7 @@ def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
         deliveries.add_metric(values, webhook.get("deliveries", 0))
         heartbeats.add_metric(values, webhook.get("heartbeats", 0))
         events.add_metric(values, webhook.get("events", 0))
+        quarantined.add_metric(values, webhook.get("quarantined", 0))
         if webhook.get("poller_lag_seconds") is not None:
             lag.add_metric(values, webhook["poller_lag_seconds"])
         heard = parse_timestamp(webhook.get("last_heartbeat_at"))
@@ -164,4 +173,5 @@ def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
         deletes = parse_timestamp(webhook.get("failure_deletion_timestamp"))
         if deletes is not None:
             deletion.add_metric(values, deletes.timestamp())
-    yield from (health, deliveries, heartbeats, events, lag, last_heartbeat, deletion)
+    yield from (health, deliveries, heartbeats, events, quarantined, lag)
+    yield from (last_heartbeat, deletion)

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, quarantine
+from asana_hooks.queueing import Delivery
 from tests.helpers import wait_for
 from tests.operator_system import CLI, System, running_system
 
@@ -158,6 +159,11 @@ def test_status_page_in_chromium(
         raise AssertionError(f"no change emitted; stats={stats} worker log={err}") from None
     assert worker.poll() is None, (worker.stderr.read() if worker.stderr else b"").decode()
 
+    # An event Asana signed that this version cannot read: a card, a row, a webhook warning.
+    target_id = created.json()["target_id"]
+    odd = Delivery("webhook", target_id, webhook_gid, None, "2026-12-04T10:00:00.000Z", ())
+    quarantine.keep(redis_client, odd, [({"action": "changed"}, "resource must be an object")])
+
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "status.png"
     screenshot.unlink(missing_ok=True)
@@ -173,6 +179,9 @@ def test_status_page_in_chromium(
     assert cells["heartbeat"]["text"].endswith("ago")
     changes = [r for r in parser.rows if "change" in str(r["class"]).split()]
     assert any(r["data-gid"] == task for r in changes), changes
+    [kept] = [r for r in parser.rows if "quarantined-event" in str(r["class"]).split()]
+    assert "resource must be an object" in str(kept["cells"])
+    assert "1 event(s) we could not read" in dom
     updated = re.search(r'<span class="([^"]*)" id="updated">([^<]*)</span>', dom)
     assert updated is not None
     assert updated.group(1) == "meta", updated.group(2)

@@ -186,3 +186,81 @@ class TestAnyInput:
         }
         with pytest.raises(MalformedEvent, match=r"events\[1\]"):
             parse_events({"events": [good, {"action": "x"}]})
+
+
+def old_form(value: Any) -> Any:
+    """Asana's older spelling of a reference, still in its docs and in others' fixtures: a
+    numeric ``id`` and ``type`` instead of ``gid`` and ``resource_type``."""
+    if isinstance(value, list):
+        return [old_form(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    changed = {key: old_form(item) for key, item in value.items()}
+    gid = changed.get("gid")
+    if isinstance(gid, str) and gid.isdigit() and str(int(gid)) == gid:
+        changed["id"] = int(changed.pop("gid"))
+    if "resource_type" in changed:
+        changed["type"] = changed.pop("resource_type")
+    return changed
+
+
+KNOWN_KEYS = frozenset({"gid", "id", "resource_type", "type", "action", "field", "change"})
+new_keys = st.text(max_size=8).filter(lambda key: key not in KNOWN_KEYS | {"created_at"})
+json_objects: st.SearchStrategy[dict[str, Any]] = st.dictionaries(new_keys, json_values, max_size=3)
+
+
+class TestDocumentedShapes:
+    """Every shape Asana documents is read; where its meaning is clear, liberally."""
+
+    @settings(max_examples=EXAMPLES)
+    @given(asana_events(), st.booleans())
+    def test_the_old_numeric_id_form_is_the_same_event(
+        self, forms: tuple[dict[str, Any], dict[str, Any]], events_api: bool
+    ) -> None:
+        event = forms[1] if events_api else forms[0]
+        assert parse_event(old_form(event)).fingerprint == parse_event(event).fingerprint
+
+    @settings(max_examples=EXAMPLES)
+    @given(asana_events())
+    def test_a_change_without_its_action_is_a_change_of_its_field(
+        self, forms: tuple[dict[str, Any], dict[str, Any]]
+    ) -> None:
+        webhook = forms[0]
+        if "change" not in webhook:
+            return
+        webhook["change"].pop("action")
+        event = parse_event(webhook)
+        assert event.change_field == webhook["change"]["field"]
+        assert event.change_action is None
+        assert Event.from_dict(event.to_dict()) == event
+
+    @settings(max_examples=EXAMPLES)
+    @given(asana_events(), json_objects, json_objects)
+    def test_keys_we_do_not_know_change_nothing(
+        self,
+        forms: tuple[dict[str, Any], dict[str, Any]],
+        top: dict[str, Any],
+        nested: dict[str, Any],
+    ) -> None:
+        """Asana adds fields over time: new keys, at the top or inside a reference."""
+        webhook = forms[0]
+        grown = {**top, **webhook, "resource": {**nested, **webhook["resource"]}}
+        assert parse_event(grown).fingerprint == parse_event(webhook).fingerprint
+
+    @pytest.mark.parametrize(
+        ("change", "problem"),
+        [
+            ({"action": "changed"}, "change.field"),
+            ("name", "change must be an object"),
+            ({"field": "name", "action": 3}, "change.action"),
+        ],
+    )
+    def test_a_change_without_meaning_has_a_reason(self, change: Any, problem: str) -> None:
+        event = {
+            "action": "changed",
+            "created_at": "2026-12-04T10:00:00.000Z",
+            "resource": {"gid": "1", "resource_type": "task"},
+            "change": change,
+        }
+        with pytest.raises(MalformedEvent, match=problem):
+            parse_event(event)

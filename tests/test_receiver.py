@@ -233,15 +233,14 @@ class TestDelivery:
             b"not json",
             b"[]",
             b'{"events": {}}',
-            b'{"events": [1]}',
-            b'{"events": [{"action": "x"}]}',
         ],
-        ids=["not-json", "array", "events-object", "event-number", "event-no-resource"],
+        ids=["not-json", "array", "events-object"],
     )
     def test_malformed_body_is_400(
         self, confirmed: str, http: httpx.Client, redis_client: redis.Redis, body: bytes
     ) -> None:
-        """Signed but not {"events": [...]} with Asana-shaped events: 400, nothing enqueued."""
+        """Signed but not {"events": [...]}: 400, nothing enqueued. (What is inside the list is
+        the workers' to read or keep aside: tests/test_quarantine.py.)"""
         answer = http.post(
             f"/hooks/asana/{confirmed}",
             content=body,

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from asana_hooks import keys
+from asana_hooks.queueing import Delivery, make_queue
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
@@ -138,6 +139,34 @@ def test_never_5xx_and_nothing_unverified_is_enqueued(
         assert target == "fuzz"
         assert "X-Hook-Secret" not in headers
         assert headers.get("X-Hook-Signature") == sign(body, SECRET)
+
+
+@settings(
+    max_examples=EXAMPLES // 3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(events=st.lists(event_like | json_values, min_size=1, max_size=5))
+def test_a_signed_events_list_is_never_refused(
+    receiver: tuple[httpx.Client, redis.Redis], events: list[object]
+) -> None:
+    """Whatever the events hold, a signed ``{"events": [...]}`` is 200 and its job carries
+    them as they came (the job reads them or keeps them aside: tests/test_quarantine.py).
+    A 4xx would have Asana retry the body for a day, then delete the webhook."""
+    http, client = receiver
+    try:
+        body = json.dumps({"events": events}, allow_nan=False).encode()
+    except ValueError:
+        assume(False)  # Infinity is not JSON; Asana sends JSON
+    queue = make_queue(client)
+    before = set(queue.job_ids)
+    headers = {"X-Hook-Signature": sign(body, SECRET)}
+    answer = http.post("/hooks/asana/fuzz", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    [job_id] = set(queue.job_ids) - before
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    assert list(Delivery.from_job(job.kwargs).events) == events
 
 
 def _post_declaring(

@@ -109,6 +109,30 @@ class TestClearFailures:
             "error: HOOKS_MAX_BODY_BYTES must be a whole number, got 'lots'"
         ]
 
+    @pytest.mark.parametrize(
+        ("variable", "value", "named"),
+        [
+            ("HOOKS_OPT_FIELDS_TASK", "name,nmae", "'nmae', which Asana does not list for a task"),
+            ("HOOKS_OPT_FIELDS_TASK", "name, assignee.emial", "'assignee.emial', which"),
+            ("HOOKS_OPT_FIELDS_TAKS", "name", "no Asana resource type ('taks')"),
+        ],
+    )
+    def test_an_opt_field_asana_does_not_list_stops_the_process(
+        self, variable: str, value: str, named: str
+    ) -> None:
+        """A typo in HOOKS_OPT_FIELDS_<TYPE> would thin every entry in silence."""
+        result = self.run("worker", env={variable: value, "HOOKS_ENCRYPTION_KEY": generate_key()})
+        assert result.returncode == 2
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: {variable} names ")
+        assert named in line
+
+    def test_opt_fields_asana_lists_are_taken(self) -> None:
+        settings = Settings.from_environ(
+            {"HOOKS_OPT_FIELDS_TASK": "name, assignee.email,memberships.section.name"}
+        )
+        assert settings.opt_fields == {"task": "name, assignee.email,memberships.section.name"}
+
     def test_missing_encryption_key(self) -> None:
         result = self.run("serve", env={})
         assert result.returncode == 2

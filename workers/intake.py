@@ -10,10 +10,10 @@ of this job starts clean.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from asana_hooks import keys
+from asana_hooks import keys, quarantine
 from asana_hooks.events import Event, MalformedEvent, parse_event
 from asana_hooks.queueing import Delivery
 from asana_hooks.redis_conn import optional_text
@@ -34,7 +34,7 @@ class IntakeResult:
     added: int
     late: int
     batches_opened: int
-    malformed: int = 0
+    quarantined: int = 0
     duplicate_delivery: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,7 +44,7 @@ class IntakeResult:
 def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> IntakeResult:
     events = list(delivery.events)
     target_id = delivery.target_id
-    parsed, malformed = _parse_all(events)
+    parsed, unread = _parse_all(events)
     fingerprints = [event.fingerprint for event in parsed]
     claim = runtime.deduper.claim(
         job_id=job_id, target_id=target_id, digest=delivery.digest, fingerprints=fingerprints
@@ -52,8 +52,12 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
     if claim.duplicate_delivery:
         _count_duplicate_delivery(runtime, target_id, events=len(events))
         log.info("intake.duplicate_delivery target=%s events=%d", target_id, len(events))
-        return IntakeResult(len(events), len(events), 0, 0, 0, malformed, True)
+        return IntakeResult(len(events), len(events), 0, 0, 0, 0, True)
     webhook_gid = delivery.webhook_gid or _current_webhook(runtime, target_id)
+    if unread:
+        # Before anything else: a failure below gives the claims back, and a retry keeps
+        # the same entries (ids come from the events), so nothing is kept or counted twice.
+        quarantine.keep(runtime.redis, replace(delivery, webhook_gid=webhook_gid), unread)
     late_after = runtime.settings.late_event_seconds
     fresh = [
         BatchEvent.of(
@@ -91,7 +95,7 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
         added=added.added,
         late=added.late,
         batches_opened=len(added.opened),
-        malformed=malformed,
+        quarantined=len(unread),
     )
 
 
@@ -103,17 +107,17 @@ def _current_webhook(runtime: Runtime, target_id: str | None) -> str | None:
     return optional_text(runtime.redis.hget(keys.target(target_id), "webhook_gid"))
 
 
-def _parse_all(raw_events: list[Any]) -> tuple[list[Event], int]:
-    """Events we can read; the receiver already refused malformed bodies, so this is rare."""
+def _parse_all(raw_events: list[Any]) -> tuple[list[Event], list[tuple[Any, str]]]:
+    """The events we can read, and the others with the reason (for the quarantine)."""
     parsed: list[Event] = []
-    malformed = 0
+    unread: list[tuple[Any, str]] = []
     for index, raw in enumerate(raw_events):
         try:
             parsed.append(parse_event(raw))
         except MalformedEvent as exc:
-            malformed += 1
-            log.warning("intake.malformed_event index=%d problem=%s", index, exc.problem)
-    return parsed, malformed
+            unread.append((raw, exc.problem))
+            log.warning("intake.quarantined index=%d reason=%s", index, exc.problem)
+    return parsed, unread
 
 
 def _count_duplicate_delivery(runtime: Runtime, target_id: str | None, *, events: int) -> None:

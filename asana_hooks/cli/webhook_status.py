@@ -119,6 +119,10 @@ def _print_statuses(statuses: list[dict[str, Any]]) -> None:
         note = (status.get("events_api") or {}).get("note")
         if note and status["health"] not in ("retired", "deleted"):
             render.console().print(f"~ {status['gid'] or status['target_id']} events: {note}")
+        if status.get("quarantine_note"):
+            render.console().print(
+                f"! {status['gid'] or status['target_id']} {status['quarantine_note']}"
+            )
         if status["health"] in ("ok", "retired", "deleted"):
             continue
         render.console().print(render.styled(_alert_line(status), status["health"]))
