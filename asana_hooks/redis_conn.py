@@ -77,3 +77,39 @@ def unreachable_message(url: str) -> str:
         f"Redis at {describe(url)} is unreachable: start it, or set REDIS_URL to one that runs "
         "(`asana-hooks dev` starts its own)"
     )
+
+
+def fsync_problem(connection: redis.Redis) -> str | None:
+    """Why this Redis cannot confirm writes on disk (HOOKS_DURABILITY=fsync), or None.
+
+    It needs WAITAOF (Redis 7.2, Valkey 8) and its append-only file turned on."""
+    try:
+        connection.execute_command("WAITAOF", 0, 0, 0)  # type: ignore[no-untyped-call]
+    except redis.ResponseError:
+        return (
+            "HOOKS_DURABILITY=fsync needs WAITAOF (Redis 7.2+ or Valkey 8+), which this Redis "
+            "lacks: upgrade it, or set HOOKS_DURABILITY=memory"
+        )
+    if not int(connection.info("persistence").get("aof_enabled", 0)):
+        return (
+            "HOOKS_DURABILITY=fsync needs Redis's append-only file, which is off: set "
+            "`appendonly yes` in its configuration, or set HOOKS_DURABILITY=memory"
+        )
+    return None
+
+
+def fsync_advice(connection: redis.Redis) -> str | None:
+    """A warning for HOOKS_DURABILITY=fsync on a Redis that fsyncs only once a second: each
+    acknowledgement then waits for that background fsync (about 100 ms). None when it fsyncs
+    every write, or when CONFIG is not ours to read (managed Redis)."""
+    try:
+        found = connection.config_get("appendfsync")
+    except redis.RedisError:
+        return None
+    mode = optional_text(dict(found or {}).get("appendfsync")) or "always"
+    if mode == "always":
+        return None
+    return (
+        f"HOOKS_DURABILITY=fsync on a Redis with appendfsync {mode}: every 200 waits for its "
+        "background fsync (about 100 ms); `appendfsync always` takes about 1 ms"
+    )

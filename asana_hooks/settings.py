@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 from asana_hooks import opt_fields
@@ -16,6 +17,10 @@ from asana_hooks.secretbox import InvalidKey, Secret, check_key
 
 DEFAULT_API_URL = "https://app.asana.com/api/1.0"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+Durability = Literal["memory", "fsync"]
+DURABILITIES = ("memory", "fsync")
 
 
 class SettingsError(HooksError):
@@ -53,6 +58,8 @@ class Settings:
     late_event_seconds: float = 600.0
     heartbeat_timeout_seconds: float = 9 * 3600.0
     opt_fields: Mapping[str, str] = field(default_factory=dict)
+    durability: Durability = "memory"
+    """``memory``: 200 once Redis holds a delivery; ``fsync``: once Redis's AOF has it on disk."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -90,6 +97,9 @@ class Settings:
                 "HOOKS_HEARTBEAT_TIMEOUT_SECONDS", 9 * 3600.0
             ),
             opt_fields=env.opt_fields("HOOKS_OPT_FIELDS_"),
+            durability="fsync"
+            if env.choice("HOOKS_DURABILITY", DURABILITIES) == "fsync"
+            else "memory",
         )
 
     def require_token(self) -> Secret:
@@ -158,6 +168,15 @@ class _Reader:
         if value <= 0:
             raise SettingsError(name, f"must be greater than 0, got {raw!r}")
         return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices``; the first when unset."""
+        raw = self._raw(name)
+        if raw is None:
+            return choices[0]
+        if raw.lower() not in choices:
+            raise SettingsError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

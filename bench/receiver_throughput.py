@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/receiver_throughput.py [--seconds 5] [--rounds 3] [--connections 32]
 
-Starts an embedded Redis, our receiver (`asana-hooks serve`) and the bare app (same uvicorn
-settings) as separate processes, and drives each with wrk (else bench/loadgen.py) in its own
-process: signed deliveries of 5 events, 32 connections, the two apps in alternating rounds.
-Prints deliveries/s, p50 and p99 latency (median round), and the ratio.
+Starts an embedded Redis, our receiver (`asana-hooks serve`) in both durability modes
+(HOOKS_DURABILITY=memory and fsync) and the bare app (same uvicorn settings) as separate
+processes, and drives each with wrk (else bench/loadgen.py) in its own process: signed
+deliveries of 5 events, 32 connections, the apps in alternating rounds. Prints deliveries/s,
+p50 and p99 latency (median round), the ratio to the bare app and the cost of fsync.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ from receiver.signatures import sign
 
 HERE = Path(__file__).resolve().parent
 SECRET = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
+FSYNC = "fsync, always"
+"""Our receiver with HOOKS_DURABILITY=fsync (200 once Redis's AOF has the delivery on disk)
+against Redis with ``appendfsync always``; and with Redis's default ``everysec``, whose
+background fsync WAITAOF waits for (about 100 ms)."""
+FSYNC_EVERYSEC = "fsync, everysec"
+APPENDFSYNC = {FSYNC: "always", FSYNC_EVERYSEC: "everysec"}
 
 
 def delivery_body(events: int) -> bytes:
@@ -144,31 +151,32 @@ def main() -> None:
         registry.confirm("bench", webhook_gid="1", asana_secret=SECRET)
 
         results: dict[str, dict[str, Any]] = {}
-        ours_port, bare_port = free_port(), free_port()
+        ours_port, bare_port, fsync_port = free_port(), free_port(), free_port()
         env = os.environ | {
             "REDIS_URL": server.url,
             "HOOKS_ENCRYPTION_KEY": key,
             "HOOKS_LOG_LEVEL": args.log_level,
         }
+        serve = [sys.executable, "-m", "asana_hooks", "serve"]
         processes = {
             "bare Starlette": subprocess.Popen(
                 [sys.executable, str(HERE / "bare_app.py"), str(bare_port)], env=env
             ),
             "asana-hooks": subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "asana_hooks",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(ours_port),
-                ],
+                [*serve, "--host", "127.0.0.1", "--port", str(ours_port)],
                 env=env,
             ),
+            FSYNC: subprocess.Popen(
+                [*serve, "--host", "127.0.0.1", "--port", str(fsync_port)],
+                env=env | {"HOOKS_DURABILITY": "fsync"},
+            ),
         }
-        ports = {"bare Starlette": bare_port, "asana-hooks": ours_port}
+        ports = {
+            "bare Starlette": bare_port,
+            "asana-hooks": ours_port,
+            FSYNC: fsync_port,
+            FSYNC_EVERYSEC: fsync_port,
+        }
         try:
             for port in ports.values():
                 wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -177,6 +185,7 @@ def main() -> None:
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ports}
             for _ in range(args.rounds):
                 for name, port in ports.items():
+                    client.config_set("appendfsync", APPENDFSYNC.get(name, "everysec"))
                     rounds[name].append(
                         load(
                             f"http://127.0.0.1:{port}/hooks/asana/bench",
@@ -195,6 +204,7 @@ def main() -> None:
         client.close()
 
     print(f"{'app':<16}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}  codes")
+    print("(asana-hooks: HOOKS_DURABILITY=memory, appendfsync everysec; fsync: =fsync)")
     for name, result in results.items():
         print(
             f"{name:<16}{result['per_second']:>14.0f}{result['p50_ms']:>10.2f}"
@@ -202,6 +212,9 @@ def main() -> None:
         )
     ratio = results["asana-hooks"]["per_second"] / results["bare Starlette"]["per_second"]
     print(f"ratio asana-hooks / bare: {ratio:.2f}  (jobs in Redis afterwards: {queued})")
+    for name in (FSYNC, FSYNC_EVERYSEC):
+        cost = results[name]["per_second"] / results["asana-hooks"]["per_second"]
+        print(f"ratio {name} / memory durability: {cost:.2f}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from asana_hooks.settings import Settings
 from receiver import metrics, status
 from receiver.desk import DeliveryDesk
 from receiver.hook import receive_hook, unavailable
-from receiver.inbox import Inbox
+from receiver.inbox import FSYNC_WAIT_MS, Inbox
 from receiver.targets import TargetLookup
 
 
@@ -75,9 +75,15 @@ def create_app(settings: Settings | None = None) -> ReceiverApp:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         connection = connect(settings.redis_url)
         client = connect_async(settings.redis_url)
-        desk = DeliveryDesk(
-            client, Registry(connection, box), TargetLookup(client, box), Inbox(client)
+        fsync = settings.durability == "fsync"
+        # A WAITAOF may wait for the disk longer than any other command: its own connections.
+        committer = (
+            connect_async(settings.redis_url, socket_timeout=1.0 + FSYNC_WAIT_MS / 1000)
+            if fsync
+            else client
         )
+        inbox = Inbox(committer, fsync=fsync)
+        desk = DeliveryDesk(client, Registry(connection, box), TargetLookup(client, box), inbox)
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall every request for milliseconds.
         gc.collect()
@@ -85,6 +91,8 @@ def create_app(settings: Settings | None = None) -> ReceiverApp:
         try:
             yield {"settings": settings, "redis": connection, "aredis": client, "desk": desk}
         finally:
+            if committer is not client:
+                await committer.aclose()
             await client.aclose()
             connection.close()
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +24,7 @@ from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 from receiver.app import create_app
 from receiver.signatures import sign
-from tests.helpers import serve_in_thread
+from tests.helpers import serve_in_thread, wait_for
 
 SECRET = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
 EVENT: dict[str, object] = {
@@ -262,8 +266,6 @@ class TestDelivery:
         registry.set_state(confirmed, "retired")
         body = body_of([EVENT])
         signature = sign(body, SECRET)
-        from tests.helpers import wait_for
-
         wait_for(
             lambda: (
                 http.post(
@@ -313,6 +315,65 @@ class TestDelivery:
         assert declared.status_code == 413
         assert streamed.status_code == 413
         assert queued_jobs(redis_client) == []
+
+
+class TestDurability:
+    """HOOKS_DURABILITY=fsync: 200 only once Redis says its append-only file holds the work."""
+
+    def test_fsync_answers_only_what_reached_the_disk(self, environ: dict[str, str]) -> None:
+        with EmbeddedRedis() as own:
+            settings = Settings.from_environ(
+                environ | {"REDIS_URL": own.url, "HOOKS_DURABILITY": "fsync"}
+            )
+            client = redis.Redis.from_url(own.url)
+            registry = Registry(client, SecretBox(settings.encryption_keys))
+            begin(registry)
+            with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as http:
+                assert http.post("/hooks/asana/t1", headers={"X-Hook-Secret": SECRET}).is_success
+                registry.confirm("t1", webhook_gid="9001", asana_secret=SECRET)
+                body = body_of([EVENT])
+                headers = {"X-Hook-Signature": sign(body, SECRET)}
+                assert (
+                    http.post("/hooks/asana/t1", content=body, headers=headers).status_code == 200
+                )
+                assert len(queued_jobs(client)) == 1
+                # The AOF switched off under a running receiver: WAITAOF cannot confirm.
+                client.config_set("appendonly", "no")
+                second = body_of([EVENT | {"created_at": "2026-11-23T10:00:01.000Z"}])
+                headers = {"X-Hook-Signature": sign(second, SECRET)}
+                answer = http.post("/hooks/asana/t1", content=second, headers=headers)
+                assert answer.status_code == 503
+                assert "Retry-After" in answer.headers
+                client.config_set("appendonly", "yes")
+                wait_for(lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0)
+                answer = http.post("/hooks/asana/t1", content=second, headers=headers)
+                assert answer.status_code == 200
+            client.close()
+
+    def test_serve_stops_at_start_without_an_append_only_file(
+        self, environ: dict[str, str]
+    ) -> None:
+        with EmbeddedRedis() as own:
+            with redis.Redis.from_url(own.url) as client:
+                client.config_set("appendonly", "no")
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                **environ,
+                "REDIS_URL": own.url,
+                "HOOKS_DURABILITY": "fsync",
+            }
+            done = subprocess.run(
+                [str(Path(sys.executable).with_name("asana-hooks")), "serve", "--port", "1"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        assert done.returncode == 2
+        [line] = done.stderr.strip().splitlines()
+        assert "HOOKS_DURABILITY=fsync needs Redis's append-only file" in line
+        assert "appendonly yes" in line
 
 
 class TestRedisOutage:

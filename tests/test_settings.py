@@ -127,6 +127,12 @@ class TestClearFailures:
         assert line.startswith(f"error: {variable} names ")
         assert named in line
 
+    def test_durability_is_memory_or_fsync(self) -> None:
+        assert Settings.from_environ({}).durability == "memory"
+        assert Settings.from_environ({"HOOKS_DURABILITY": "FSYNC"}).durability == "fsync"
+        with pytest.raises(SettingsError, match="must be one of memory, fsync, got 'disk'"):
+            Settings.from_environ({"HOOKS_DURABILITY": "disk"})
+
     def test_opt_fields_asana_lists_are_taken(self) -> None:
         settings = Settings.from_environ(
             {"HOOKS_OPT_FIELDS_TASK": "name, assignee.email,memberships.section.name"}

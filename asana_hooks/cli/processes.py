@@ -12,8 +12,13 @@ import click
 import redis
 
 from asana_hooks import logs
-from asana_hooks.cli.context import EXIT_REDIS, Failure, settings
-from asana_hooks.redis_conn import connect, unreachable_message
+from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure, settings
+from asana_hooks.redis_conn import (
+    connect,
+    fsync_advice,
+    fsync_problem,
+    unreachable_message,
+)
 
 log = logging.getLogger("asana_hooks.cli")
 
@@ -30,12 +35,21 @@ def serve(host: str, port: int) -> None:
     current = settings()
     logs.configure()
     app = create_app(current)
+    problem = None
     try:
-        connect(current.redis_url).ping()
+        with connect(current.redis_url) as connection:
+            connection.ping()
+            if current.durability == "fsync":
+                problem = fsync_problem(connection)
+                advice = None if problem else fsync_advice(connection)
+                if advice:
+                    log.warning("startup %s", advice)
     except redis.RedisError:
         log.warning(
             "startup %s; answering 503 until it is back", unreachable_message(current.redis_url)
         )
+    if problem is not None:
+        raise Failure(problem, EXIT_CONFIG)
     uvicorn.run(
         app,
         host=host,

@@ -52,7 +52,16 @@ class EmbeddedRedis:
     append-only file is replayed (tests use this to restart Redis under load).
     """
 
-    def __init__(self, data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        *,
+        appendfsync: str = "everysec",
+    ) -> None:
+        """``appendfsync="always"`` for HOOKS_DURABILITY=fsync: every write on disk before its
+        reply, so a WAITAOF returns at once instead of waiting for the next background fsync."""
+        self.appendfsync = appendfsync
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="asana-hooks-redis-"))
         self.port = port or free_port()
@@ -78,7 +87,7 @@ class EmbeddedRedis:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                self.appendfsync,
                 "--save",
                 "",
                 "--maxmemory-policy",

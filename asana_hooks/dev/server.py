@@ -55,7 +55,10 @@ def _run(*, demo: bool, port: int) -> None:
         env = dict(os.environ)
         if not settings.redis_url_is_set:
             data_dir = Path(tempfile.mkdtemp(prefix="asana-hooks-demo-")) if demo else None
-            server = stack.enter_context(EmbeddedRedis(data_dir or STATE_DIR / "redis"))
+            appendfsync = "always" if settings.durability == "fsync" else "everysec"
+            server = stack.enter_context(
+                EmbeddedRedis(data_dir or STATE_DIR / "redis", appendfsync=appendfsync)
+            )
             env["REDIS_URL"] = server.url
             log.info("dev redis=%s data=%s (%s)", server.url, server.data_dir, server.binary.name)
         if not settings.encryption_keys:
