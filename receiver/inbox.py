@@ -8,10 +8,10 @@ always means the work is stored; if Redis fails, only that batch's deliveries an
 
 With ``fsync`` (HOOKS_DURABILITY=fsync) "stored" means on disk: the batch's script call and a
 ``WAITAOF 1 0`` go down one connection in one round trip (WAITAOF waits for the writes of its
-own connection), and the batch is acknowledged only once Redis says its AOF holds them. A
-fsync takes up to a second under ``appendfsync everysec``, so up to ``FSYNC_IN_FLIGHT``
-batches wait at once on their own connections, and the deliveries that arrive meanwhile
-gather into the next batch.
+own connection), and the batch is acknowledged only once Redis says its AOF holds them.
+WAITAOF waits for Redis's next fsync (about 1 ms under ``appendfsync always``, about 100 ms
+under ``everysec``), so up to ``FSYNC_IN_FLIGHT`` batches wait at once on their own
+connections, and the deliveries that arrive meanwhile gather into the next batch.
 """
 
 from __future__ import annotations
