@@ -17,7 +17,6 @@ from asana_hooks import keys, quarantine
 from asana_hooks.events import Event, MalformedEvent, parse_event
 from asana_hooks.queueing import Delivery
 from asana_hooks.redis_conn import optional_text
-from workers.dedupe import DONE_TTL_SECONDS
 from workers.model import BatchEvent, is_late
 from workers.runtime import Runtime
 from workers.scheduling import flush_now, schedule_ticks
@@ -73,7 +72,8 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
     try:
         added = runtime.batcher.add(
             fresh,
-            done_ttl=DONE_TTL_SECONDS,
+            job_id=job_id,
+            digest=delivery.digest,
             received=len(events),
             claim_duplicates=claim.duplicates,
             target_id=target_id,

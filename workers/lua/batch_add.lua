@@ -1,6 +1,12 @@
--- KEYS: open-batches, stats, target (or ''), then per event: batch, seq, done, claim.
--- ARGV: debounce ms, max delay ms, done ttl, seq ttl, tick key prefix, events received,
---       duplicates found by the claim, then EVENT_ARGS values per event (see BatchEvent.args).
+-- KEYS: open-batches, stats, target (or ''), delivery claim (or ''), delivery bucket to write
+--       (or ''), then per event: batch, seq, claim, earlier-layout done key, R buckets.
+-- ARGV: debounce ms, max delay ms, R, seq ttl, tick key prefix, events received,
+--       duplicates found by the claim, job id, buckets' expire-at, index of the bucket to
+--       write among the R, delivery record with job tag (12 bytes, or ''), then per event its
+--       8-byte record and EVENT_ARGS values (see BatchEvent.args).
+-- An event still claimed by this job is new (a done mark is only written by its claimant);
+-- any other is looked up in the buckets first. Each new event's record is appended to the
+-- current bucket in the same step that puts it into its batch, and its claim dropped.
 -- Counts events, duplicates and late in stats (and duplicates, late on the target).
 -- Returns JSON: {"added": n, "late": n, "duplicates": n, "opened": [[gid, id, due]],
 --   "urgent": [[gid, id, due]], "ticks": [second, ...]}: ticks are due seconds with no flush yet.
@@ -15,14 +21,30 @@ local function with_word(words, word)
   if words == '' then return word end
   return words .. ',' .. word
 end
-local events = (#KEYS - 3) / 4
+local R, job, expire_at = tonumber(ARGV[3]), ARGV[8], tonumber(ARGV[9])
+local write = tonumber(ARGV[10])
+local per = 4 + R
+local events = (#KEYS - 5) / per
+if KEYS[4] ~= '' then
+  local owner = redis.call('GET', KEYS[4])
+  if not owner or owner == job then
+    mark(KEYS[5], ARGV[11], expire_at)
+    redis.call('DEL', KEYS[4])
+  end
+end
 for i = 0, events - 1 do
-  local bkey, skey, dkey, ckey = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i], KEYS[7 + 4 * i]
-  local a = 8 + 11 * i
+  local k = 6 + per * i
+  local bkey, skey, ckey, legacy = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local record = ARGV[12 + 12 * i]
+  local a = 13 + 12 * i
+  local fresh = redis.call('GET', ckey) == job
+  if not fresh then
+    fresh = redis.call('EXISTS', legacy) == 0 and not marked(k + 4, R, record, 8)
+  end
   local gid, rtype, action, field = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local created_at, parent, source = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local is_late, is_resync = ARGV[a + 9] == '1', ARGV[a + 10] == '1'
-  if redis.call('EXISTS', dkey) == 0 then
+  if fresh then
     local b = redis.call('HMGET', bkey, 'id', 'opened_ms', 'count', 'late', 'first_at',
       'last_at', 'actions', 'fields', 'sources', 'parent', 'deleted', 'due_ms', 'resynced')
     local id, opened_ms, count, nlate = b[1], tonumber(b[2]), tonumber(b[3]), tonumber(b[4])
@@ -67,7 +89,7 @@ for i = 0, events - 1 do
     if redis.call('SET', ARGV[5] .. second, '1', 'NX', 'EX', 600) then
       ticks[#ticks + 1] = second
     end
-    redis.call('SET', dkey, '1', 'EX', tonumber(ARGV[3]))
+    mark(KEYS[k + 4 + write], record, expire_at)
     redis.call('DEL', ckey)
     added = added + 1
   end
