@@ -13,10 +13,13 @@ from asana_hooks import keys
 from asana_hooks.events import parse_event
 from asana_hooks.queueing import JOB_RETRY
 from asana_hooks.redis_conn import text
+from asana_hooks.settings import Settings
 from workers.batching import Batcher
 from workers.dedupe import Deduper
 from workers.emit import EMITTED_TTL_SECONDS, Emitter
+from workers.intake import _add_unclaimed
 from workers.model import BatchEvent, Fetched, build_change
+from workers.runtime import Runtime
 from workers.window import (
     BUCKET_SECONDS,
     BUCKETS_BEHIND,
@@ -144,13 +147,18 @@ class TestBucketsExpire:
             assert window.expire_at(bucket) <= last_read + BUCKET_SECONDS + 1
 
     def test_keys_are_the_window_the_current_bucket_and_one_ahead(self) -> None:
-        window = Window(Clock(BUCKET_SECONDS * 1000 + 5))
-        bucket = window.bucket()
-        mark = window.event("fp", bucket)
+        """The bucket ahead only in the last SKEW_SECONDS of a bucket."""
+        start = BUCKET_SECONDS * 1000
+        middle = Window(Clock(start + 5))
+        mark = middle.event("fp", middle.span())
+        assert len(mark.keys) == READ_BUCKETS - 1
+        assert mark.keys[0].split(":")[-2] == str(1000 - BUCKETS_BEHIND)
+        assert mark.keys[WRITE_INDEX].split(":")[-2] == "1000"
+        late = Window(Clock(start + BUCKET_SECONDS - SKEW_SECONDS))
+        mark = late.event("fp", late.span())
         assert len(mark.keys) == READ_BUCKETS
-        assert mark.keys[WRITE_INDEX] == keys.event_marks(bucket, int(mark.keys[0][-3:], 16))
-        assert mark.keys[0].split(":")[-2] == str(bucket - BUCKETS_BEHIND)
-        assert mark.keys[-1].split(":")[-2] == str(bucket + 1)
+        assert mark.keys[WRITE_INDEX].split(":")[-2] == "1000"
+        assert mark.keys[-1].split(":")[-2] == "1001"
 
 
 class TestRetries:
@@ -184,27 +192,32 @@ class TestRetries:
         assert redis_client.zcard(keys.OPEN_BATCHES) == 2
 
     def test_a_stalled_job_does_not_add_what_another_job_added(
-        self, redis_client: redis.Redis
+        self, redis_client: redis.Redis, worker_settings: Settings
     ) -> None:
-        """Its claim expired and another job took the event meanwhile: the batch step looks
-        in the window and drops it."""
-        worker = Worker(redis_client, Clock(time.time()))
-        event = _event("1")
-        worker.deduper.claim(
-            job_id="job-a", target_id=None, digest=None, fingerprints=[event.fingerprint]
+        """Its claims expired and another job took one event meanwhile: the batch step leaves
+        both alone, the job claims them again, and only the other one is added."""
+        runtime = Runtime.build(worker_settings)
+        taken, left = _event("1", 1), _event("2", 2)
+        fingerprints = [taken.fingerprint, left.fingerprint]
+        runtime.deduper.claim(
+            job_id="job-a", target_id=None, digest=None, fingerprints=fingerprints
         )
-        redis_client.delete(keys.event_claim(event.fingerprint))  # it expired
-        assert worker.take("job-b", [event], digest=None) == 1
-        added = worker.batcher.add([event], job_id="job-a")
-        assert added.added == 0
-        assert added.duplicates == 1
+        redis_client.delete(*(keys.event_claim(fp) for fp in fingerprints))  # they expired
+        other = Worker(redis_client, Clock(time.time()))
+        assert other.take("job-b", [taken], digest=None) == 1
+        added = runtime.batcher.add([taken, left], job_id="job-a")
+        assert (added.added, added.unclaimed) == (0, (0, 1))
+        final = _add_unclaimed(runtime, added, [taken, left], job_id="job-a", target_id=None)
+        assert (final.added, final.duplicates, final.unclaimed) == (1, 1, ())
+        assert int(redis_client.hget(keys.batch("1"), "count") or 0) == 1
+        assert int(redis_client.hget(keys.batch("2"), "count") or 0) == 1
 
     def test_a_record_across_two_records_is_no_match(self, redis_client: redis.Redis) -> None:
         """Records count at aligned offsets only: the bytes of one event's record found
         straddling two others do not make it a duplicate."""
         window = Window()
         event = _event("1")
-        mark = window.event(event.fingerprint, window.bucket())
+        mark = window.event(event.fingerprint, window.span())
         redis_client.set(mark.keys[WRITE_INDEX], b"\0" * 4 + mark.record + b"\0" * 4)
         claim = Deduper(redis_client, window).claim(
             job_id="job-a", target_id=None, digest=None, fingerprints=[event.fingerprint]

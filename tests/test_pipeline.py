@@ -191,7 +191,7 @@ class TestFootprint:
         assert redis_client.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 0
         assert redis_client.exists(keys.delivery_claim("target-1", "once")) == 0
         window = Window()
-        mark = window.delivery("target-1", "once", window.bucket())
+        mark = window.delivery("target-1", "once", window.span())
         assert redis_client.strlen(mark.keys[WRITE_INDEX]) == DELIVERY_RECORD_BYTES
         again = Deduper(redis_client).claim(
             job_id="another", target_id="target-1", digest="once", fingerprints=[]

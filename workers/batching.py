@@ -29,7 +29,7 @@ import redis
 from asana_hooks import keys, lua
 from asana_hooks.redis_conn import text
 from workers.model import BatchEvent, ClosedBatch
-from workers.window import READ_BUCKETS, WRITE_INDEX, Window, job_tag
+from workers.window import WRITE_INDEX, Window, job_tag
 
 SEQ_TTL_SECONDS = 48 * 3600
 CLOSED_TTL_SECONDS = 7 * 24 * 3600
@@ -63,7 +63,10 @@ class Added:
     ticks: tuple[int, ...] = ()
     """Seconds (epoch) at which a flush must run and none was scheduled yet."""
     duplicates: int = 0
-    """Events of the delivery dropped as duplicates (by the claim, or found done here)."""
+    """Events of the delivery dropped as duplicates (by the claim)."""
+    unclaimed: tuple[int, ...] = ()
+    """Indices of events left alone because this job no longer held their claim (it expired
+    while the job stalled): claim them again (the claim looks in the window), then add."""
 
 
 CloseState = Literal["closed", "taken", "emitted", "gone", "not_due", "busy"]
@@ -110,25 +113,24 @@ class Batcher:
         """Put events (claimed by job ``job_id``) into their batches, in this order, record
         them and the delivery (``digest``, if any) as done, and count ``received`` events of
         which ``claim_duplicates`` were dropped before."""
-        bucket = self.window.bucket()
+        span = self.window.span()
         script_keys = [keys.OPEN_BATCHES, keys.STATS, keys.target(target_id) if target_id else ""]
         delivery_record: bytes = b""
         if digest:
             target = target_id or "-"
-            delivery = self.window.delivery(target, digest, bucket)
+            delivery = self.window.delivery(target, digest, span)
             script_keys += [keys.delivery_claim(target, digest), delivery.keys[WRITE_INDEX]]
             delivery_record = delivery.record + job_tag(job_id)
         else:
             script_keys += ["", ""]
         event_args: list[str | bytes] = []
         for event in events:
-            mark = self.window.event(event.fingerprint, bucket)
+            mark = self.window.event(event.fingerprint, span)
             script_keys += [
                 keys.batch(event.gid),
                 keys.batch_seq(event.gid),
                 keys.event_claim(event.fingerprint),
-                keys.event_done(event.fingerprint),
-                *mark.keys,
+                mark.keys[WRITE_INDEX],
             ]
             event_args += [mark.record, *event.args()]
         raw = self._add(
@@ -136,20 +138,19 @@ class Batcher:
             args=[
                 self.debounce_ms,
                 self.max_delay_ms,
-                READ_BUCKETS,
                 SEQ_TTL_SECONDS,
                 keys.flush_tick(0).removesuffix("0"),
                 len(events) if received is None else received,
                 claim_duplicates,
                 job_id,
-                self.window.expire_at(bucket),
-                WRITE_INDEX,
+                self.window.expire_at(span.bucket),
                 delivery_record,
                 *event_args,
             ],
         )
         result = json.loads(raw)
         ticks = result["ticks"]
+        unclaimed = result["unclaimed"]
         return Added(
             added=int(result["added"]),
             late=int(result["late"]),
@@ -157,6 +158,7 @@ class Batcher:
             urgent=_openings(result["urgent"]),
             ticks=tuple(int(t) for t in ticks) if isinstance(ticks, list) else (),
             duplicates=int(result["duplicates"]),
+            unclaimed=tuple(int(i) for i in unclaimed) if isinstance(unclaimed, list) else (),
         )
 
     def close(self, gid: str, batch_id: str, *, owner: str) -> CloseResult:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import redis
 
 from asana_hooks import keys, lua
-from workers.window import READ_BUCKETS, Window, job_tag
+from workers.window import Window, job_tag
 
 CLAIM_TTL_SECONDS = 300
 """A processing claim lives five minutes: longer than any job, short enough to heal."""
@@ -62,19 +62,19 @@ class Deduper:
         digest: str | None,
         fingerprints: list[str],
     ) -> Claim:
-        bucket = self.window.bucket()
+        span = self.window.span()
         script_keys: list[str] = []
-        args: list[str | bytes | int] = [job_id, CLAIM_TTL_SECONDS, READ_BUCKETS]
+        args: list[str | bytes | int] = [job_id, CLAIM_TTL_SECONDS, span.reads]
         if digest:
             target = target_id or "-"
-            mark = self.window.delivery(target, digest, bucket)
+            mark = self.window.delivery(target, digest, span)
             script_keys += [keys.delivery_claim(target, digest), keys.delivery_seen(target, digest)]
             script_keys += mark.keys
             args += ["1", mark.record, job_tag(job_id)]
         else:
             args += ["0", "", ""]
         for fingerprint in fingerprints:
-            mark = self.window.event(fingerprint, bucket)
+            mark = self.window.event(fingerprint, span)
             script_keys += [keys.event_claim(fingerprint), keys.event_done(fingerprint)]
             script_keys += mark.keys
             args.append(mark.record)

@@ -10,10 +10,10 @@ local function record_at(value, record, size)
     init = p + 1
   end
 end
--- The first bucket among KEYS[first .. first + count - 1] holding the record, and where.
-local function marked(first, count, record, size)
-  for i = first, first + count - 1 do
-    local value = redis.call('GET', KEYS[i])
+-- The first of values[first ..] (bucket strings, from one MGET) holding the record, and where.
+local function marked(values, first, record, size)
+  for i = first, #values do
+    local value = values[i]
     if value then
       local p = record_at(value, record, size)
       if p then return value, p end
@@ -21,7 +21,9 @@ local function marked(first, count, record, size)
   end
   return nil
 end
+-- Append a record; a bucket gets its expiry when created (every writer gives the same one).
 local function mark(key, record, expire_at)
-  redis.call('APPEND', key, record)
-  redis.call('EXPIREAT', key, expire_at)
+  if redis.call('APPEND', key, record) == #record then
+    redis.call('EXPIREAT', key, expire_at)
+  end
 end
