@@ -47,9 +47,14 @@ def delivery_claim(target_id: str, digest: str) -> str:
 
 
 def delivery_marks(bucket: int, shard: int) -> str:
-    """String of 12-byte records (TTL: the bucket's end + 26 h): deliveries taken in one 5 h
-    bucket, one of 1024 shards by digest (workers.window)."""
+    """String of 12-byte records (expires 26 h after its bucket ends): deliveries taken in one
+    12.5 h bucket, one of 1024 shards by digest (workers.window)."""
     return f"{PREFIX}seen-deliveries:{bucket}:{shard:03x}"
+
+
+DEDUPE_LAYOUT_SINCE = PREFIX + "dedupe-layout-since"
+"""String, one key: when the first worker of the bucketed dedupe layout claimed (epoch s);
+for 48 h after it the earlier layout's keys are read too (workers.dedupe)."""
 
 
 def event_claim(fingerprint: str) -> str:
@@ -64,8 +69,8 @@ def event_done(fingerprint: str) -> str:
 
 
 def event_marks(bucket: int, shard: int) -> str:
-    """String of 8-byte records (TTL: the bucket's end + 26 h): events processed in one 5 h
-    bucket, one of 4096 shards by fingerprint (workers.window)."""
+    """String of 8-byte records (expires 26 h after its bucket ends): events processed in one
+    12.5 h bucket, one of 4096 shards by fingerprint (workers.window)."""
     return f"{PREFIX}seen-events:{bucket}:{shard:03x}"
 
 

@@ -152,13 +152,13 @@ class TestBucketsExpire:
         middle = Window(Clock(start + 5))
         mark = middle.event("fp", middle.span())
         assert len(mark.keys) == READ_BUCKETS - 1
-        assert mark.keys[0].split(":")[-2] == str(1000 - BUCKETS_BEHIND)
-        assert mark.keys[WRITE_INDEX].split(":")[-2] == "1000"
+        assert mark.keys[0].split(b":")[-2] == str(1000 - BUCKETS_BEHIND).encode()
+        assert mark.keys[WRITE_INDEX] == keys.event_marks(1000, int(mark.keys[0][-3:], 16)).encode()
         late = Window(Clock(start + BUCKET_SECONDS - SKEW_SECONDS))
         mark = late.event("fp", late.span())
         assert len(mark.keys) == READ_BUCKETS
-        assert mark.keys[WRITE_INDEX].split(":")[-2] == "1000"
-        assert mark.keys[-1].split(":")[-2] == "1001"
+        assert mark.keys[WRITE_INDEX].split(b":")[-2] == b"1000"
+        assert mark.keys[-1].split(b":")[-2] == b"1001"
 
 
 class TestRetries:
@@ -237,6 +237,20 @@ class TestEarlierLayout:
         assert worker.take("old-job", [event, other]) == 1  # a job enqueued before, retried
         assert worker.take("job-c", [event], digest=None) == 0
         assert worker.batcher.add([event], job_id="job-c").added == 0
+
+    @pytest.mark.parametrize(("hours_since_upgrade", "read"), [(47, True), (49, False)])
+    def test_old_keys_are_read_for_48_hours_after_the_upgrade(
+        self, redis_client: redis.Redis, hours_since_upgrade: int, read: bool
+    ) -> None:
+        """The earlier layout kept its keys 48 h; past that nothing of it is left to read."""
+        now = time.time()
+        redis_client.set(keys.DEDUPE_LAYOUT_SINCE, int(now - hours_since_upgrade * 3600))
+        event = _event("1")
+        redis_client.set(keys.event_done(event.fingerprint), "1", ex=3600)
+        claim = Deduper(redis_client, Window(Clock(now))).claim(
+            job_id="job-a", target_id=None, digest=None, fingerprints=[event.fingerprint]
+        )
+        assert claim.claimed == (not read,)
 
     def test_old_emitted_mark_keeps_a_batch_from_a_second_entry(
         self, redis_client: redis.Redis

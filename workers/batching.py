@@ -114,7 +114,11 @@ class Batcher:
         them and the delivery (``digest``, if any) as done, and count ``received`` events of
         which ``claim_duplicates`` were dropped before."""
         span = self.window.span()
-        script_keys = [keys.OPEN_BATCHES, keys.STATS, keys.target(target_id) if target_id else ""]
+        script_keys: list[str | bytes] = [
+            keys.OPEN_BATCHES,
+            keys.STATS,
+            keys.target(target_id) if target_id else "",
+        ]
         delivery_record: bytes = b""
         if digest:
             target = target_id or "-"

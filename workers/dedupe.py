@@ -13,9 +13,11 @@ Two levels, both keyed so that a retry of the same RQ job is never its own dupli
   fails releases its claims, so its retry is not taken for a duplicate; a job that is
   killed leaves claims its own retry recognises, and that expire by themselves.
 
-Each claim is one script and one round trip, whatever the number of buckets it reads. The
-keys of the earlier layout (``keys.delivery_seen``, ``keys.event_done``, 48 h) are read too,
-so what was done before an upgrade stays done; nothing writes them any more.
+Each claim is one script and one round trip, whatever the number of buckets it reads. For
+48 h after the first claim of this layout (``keys.DEDUPE_LAYOUT_SINCE``) the keys of the
+earlier one (``keys.delivery_seen``, ``keys.event_done``, kept 48 h) are read too, so what
+was done before an upgrade stays done; nothing writes them any more. (The batch step needs
+none: it only adds events its job still holds the claim of, and the claim looked.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import redis
 
 from asana_hooks import keys, lua
 from workers.window import Window, job_tag
+
+EARLIER_LAYOUT_SECONDS = 48 * 3600
+"""The earlier layout kept its marks 48 h: read them that long after this one started."""
 
 CLAIM_TTL_SECONDS = 300
 """A processing claim lives five minutes: longer than any job, short enough to heal."""
@@ -51,6 +56,8 @@ class Deduper:
 
     def __init__(self, connection: redis.Redis, window: Window | None = None) -> None:
         self.window = window or Window()
+        self._redis = connection
+        self._layout_since: int | None = None
         self._claim = connection.register_script(_CLAIM)
         self._release = connection.register_script(_RELEASE)
 
@@ -63,25 +70,40 @@ class Deduper:
         fingerprints: list[str],
     ) -> Claim:
         span = self.window.span()
-        script_keys: list[str] = []
-        args: list[str | bytes | int] = [job_id, CLAIM_TTL_SECONDS, span.reads]
+        legacy = self._reads_earlier_layout()
+        script_keys: list[str | bytes] = []
+        args: list[str | bytes | int] = [job_id, CLAIM_TTL_SECONDS, span.reads, int(legacy)]
         if digest:
             target = target_id or "-"
             mark = self.window.delivery(target, digest, span)
-            script_keys += [keys.delivery_claim(target, digest), keys.delivery_seen(target, digest)]
+            script_keys.append(keys.delivery_claim(target, digest))
+            if legacy:
+                script_keys.append(keys.delivery_seen(target, digest))
             script_keys += mark.keys
             args += ["1", mark.record, job_tag(job_id)]
         else:
             args += ["0", "", ""]
         for fingerprint in fingerprints:
             mark = self.window.event(fingerprint, span)
-            script_keys += [keys.event_claim(fingerprint), keys.event_done(fingerprint)]
+            script_keys.append(keys.event_claim(fingerprint))
+            if legacy:
+                script_keys.append(keys.event_done(fingerprint))
             script_keys += mark.keys
             args.append(mark.record)
         result = self._claim(keys=script_keys, args=args)
         if result == -1:
             return Claim(duplicate_delivery=True, claimed=tuple(False for _ in fingerprints))
         return Claim(duplicate_delivery=False, claimed=tuple(bool(flag) for flag in result))
+
+    def _reads_earlier_layout(self) -> bool:
+        """True within EARLIER_LAYOUT_SECONDS of the first claim of this layout in this Redis
+        (``keys.DEDUPE_LAYOUT_SINCE``, written once): the earlier keys may still be there."""
+        if self._layout_since is None:
+            now = int(self.window.now())
+            self._redis.set(keys.DEDUPE_LAYOUT_SINCE, now, nx=True)
+            since = self._redis.get(keys.DEDUPE_LAYOUT_SINCE)
+            self._layout_since = int(since) if since is not None else now
+        return self.window.now() < self._layout_since + EARLIER_LAYOUT_SECONDS
 
     def release(
         self,

@@ -76,10 +76,11 @@ class Span:
 
 @dataclass(frozen=True)
 class Mark:
-    """One record and the bucket keys it is looked up in (the current one at WRITE_INDEX)."""
+    """One record and the bucket keys it is looked up in (the current one at WRITE_INDEX),
+    encoded once: a job sends dozens of them, and redis-py encodes a str each time."""
 
     record: bytes
-    keys: tuple[str, ...]
+    keys: tuple[bytes, ...]
 
 
 class Window:
@@ -87,6 +88,9 @@ class Window:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+
+    def now(self) -> float:
+        return self._clock()
 
     def span(self) -> Span:
         now = int(self._clock())
@@ -114,6 +118,6 @@ def job_tag(job_id: str) -> bytes:
 
 
 @lru_cache(maxsize=16384)
-def _bucket_keys(name: Callable[[int, int], str], span: Span, shard: int) -> tuple[str, ...]:
+def _bucket_keys(name: Callable[[int, int], str], span: Span, shard: int) -> tuple[bytes, ...]:
     first = span.bucket - BUCKETS_BEHIND
-    return tuple(name(b, shard) for b in range(first, first + span.reads))
+    return tuple(name(b, shard).encode() for b in range(first, first + span.reads))
