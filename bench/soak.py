@@ -44,17 +44,18 @@ from asana_hooks.secretbox import SecretBox, generate_key
 from asana_hooks.settings import Settings
 from receiver.signatures import sign
 from workers import window
+from workers.emit import EMITTED_TTL_SECONDS
 
 TOKEN = "soak-token"
-DEDUPE_WINDOW_KINDS = (
-    "asana-hooks:seen-",
-    "asana-hooks:delivery:",
-    "asana-hooks:event-done:",
-    "asana-hooks:batch-emitted:",
-)
-"""The long-lived dedupe marks (the last three: the layout before issue 14)."""
-DEDUPE_HELD_SECONDS = (window.WINDOW_SECONDS + window.SKEW_SECONDS) + window.BUCKET_SECONDS / 2
-"""How long a mark is kept on average: to its bucket's end + 26 h, its bucket being 5 h."""
+DEDUPE_MARKS_KEPT = {
+    "asana-hooks:seen-": window.WINDOW_SECONDS + window.SKEW_SECONDS + window.BUCKET_SECONDS / 2,
+    "asana-hooks:flush-emitted:": EMITTED_TTL_SECONDS,
+    "asana-hooks:delivery:": 48 * 3600,
+    "asana-hooks:event-done:": 48 * 3600,
+    "asana-hooks:batch-emitted:": 48 * 3600,
+}
+"""The long-lived marks by key prefix, and how long each is kept on average (a window mark
+to 26 h after its 12.5 h bucket ends; the last three: the layout before issue 14)."""
 
 
 def rss_mib(pid: int) -> float:
@@ -298,15 +299,15 @@ def main() -> None:
         )
         for kind, count in sorted(census[True].items()):
             print(f"  {count:8d}  {usage[kind] / max(acked, 1):7.1f}  {kind}")
-        window_bytes = sum(
-            usage[kind] for kind in census[True] if kind.startswith(DEDUPE_WINDOW_KINDS)
-        )
-        per_delivery = window_bytes / max(acked, 1)
-        held = per_delivery * 10 * DEDUPE_HELD_SECONDS / 2**20
+        per_delivery = held = 0.0
+        for prefix, kept in DEDUPE_MARKS_KEPT.items():
+            share = sum(usage[k] for k in census[True] if k.startswith(prefix)) / max(acked, 1)
+            per_delivery += share
+            held += share * 10 * kept / 2**20
         print(
-            f"dedupe window ({', '.join(DEDUPE_WINDOW_KINDS)}): {per_delivery:.0f} bytes per "
-            f"delivery; a sustained 10 deliveries/s holds about {held:.0f} MiB "
-            f"(marks kept {DEDUPE_HELD_SECONDS / 3600:.1f} h on average)"
+            f"dedupe marks (seen-*, flush-emitted:*; before: delivery:*, event-done:*, "
+            f"batch-emitted:*): {per_delivery:.0f} bytes per delivery; a sustained 10 "
+            f"deliveries/s holds about {held:.0f} MiB of them"
         )
 
 
