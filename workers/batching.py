@@ -5,9 +5,9 @@ atomic against every other worker:
 
 - ``add``: put new events into their resource's open batch (opening it if needed), record
   each event (and the delivery) as done in the dedupe window (workers.window) and drop its
-  claim, in one step. The batch is due ``debounce`` after its
-  latest event, but never later than ``max_delay`` after it opened; a ``deleted`` event
-  makes it due at once. Due times live in ``keys.OPEN_BATCHES``.
+  claim, in one step. The batch is due ``debounce`` after its latest event, but never later
+  than ``max_delay`` after it opened; a ``deleted`` event makes it due at once. Due times
+  live in ``keys.OPEN_BATCHES``.
   ``add`` also reports each due second that has no flush job yet (``keys.flush_tick``), so
   a burst of thousands of events schedules one flush per second, not one per batch.
 - ``close``: a flush job takes a due batch by renaming its hash to ``keys.closed_batch``,

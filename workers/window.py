@@ -117,7 +117,8 @@ def job_tag(job_id: str) -> bytes:
     return hashlib.blake2b(job_id.encode(), digest_size=4).digest()
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=2 * (EVENT_SHARDS + DELIVERY_SHARDS))
+# Two spans' worth (a bucket change, the bucket ahead joining): about 4 MiB at most.
 def _bucket_keys(name: Callable[[int, int], str], span: Span, shard: int) -> tuple[bytes, ...]:
     first = span.bucket - BUCKETS_BEHIND
     return tuple(name(b, shard).encode() for b in range(first, first + span.reads))
