@@ -35,18 +35,43 @@ def pending(target_id: str) -> str:
 
 
 def delivery_seen(target_id: str, digest: str) -> str:
-    """String with a 48 h TTL: a delivery already taken (Asana repeats whole deliveries)."""
+    """Earlier layout, read only: a delivery already taken, holding the job id (48 h TTL).
+    Still read by the dedupe scripts so deliveries taken before an upgrade stay done; no
+    longer written (workers.window), gone 48 h after the upgrade."""
     return f"{PREFIX}delivery:{target_id}:{digest}"
 
 
+def delivery_claim(target_id: str, digest: str) -> str:
+    """String with a 5 min TTL: the job taking this delivery now (its id)."""
+    return f"{PREFIX}delivery-claim:{target_id}:{digest}"
+
+
+def delivery_marks(bucket: int, shard: int) -> str:
+    """String of 12-byte records (expires 26 h after its bucket ends): deliveries taken in one
+    12.5 h bucket, one of 1024 shards by digest (workers.window)."""
+    return f"{PREFIX}seen-deliveries:{bucket}:{shard:03x}"
+
+
+DEDUPE_LAYOUT_SINCE = PREFIX + "dedupe-layout-since"
+"""String, one key: when the first worker of the bucketed dedupe layout claimed (epoch s);
+for 48 h after it the earlier layout's keys are read too (workers.dedupe)."""
+
+
 def event_claim(fingerprint: str) -> str:
-    """String with a short TTL: an event being processed right now."""
+    """String with a 5 min TTL: an event being processed right now (the job id)."""
     return f"{PREFIX}event-claim:{fingerprint}"
 
 
 def event_done(fingerprint: str) -> str:
-    """String with a 48 h TTL: an event already processed."""
+    """Earlier layout, read only: an event already processed (48 h TTL). Still read so events
+    done before an upgrade stay done; no longer written, gone 48 h after the upgrade."""
     return f"{PREFIX}event-done:{fingerprint}"
+
+
+def event_marks(bucket: int, shard: int) -> str:
+    """String of 8-byte records (expires 26 h after its bucket ends): events processed in one
+    12.5 h bucket, one of 4096 shards by fingerprint (workers.window)."""
+    return f"{PREFIX}seen-events:{bucket}:{shard:03x}"
 
 
 def batch(resource_gid: str) -> str:
@@ -74,8 +99,16 @@ def closed_batch(batch_id: str) -> str:
 
 
 def batch_emitted(batch_id: str) -> str:
-    """String with a 48 h TTL: the stream entry id of an emitted batch (exactly-once emit)."""
+    """Earlier layout, read only: the entry id of an emitted batch (48 h TTL). Still read so a
+    batch emitted before an upgrade is not emitted again; gone 48 h after the upgrade."""
     return f"{PREFIX}batch-emitted:{batch_id}"
+
+
+def flush_emitted(job_id: str) -> str:
+    """Hash batch id -> stream entry id (or "redundant"): the batches one flush job emitted,
+    so that job's retry, or a second copy of it, never emits them again (TTL 6 h, at most
+    FLUSH_MAX_BATCHES fields plus its retries' owned batches: a listpack)."""
+    return f"{PREFIX}flush-emitted:{job_id}"
 
 
 def batch_flushing(resource_gid: str) -> str:

@@ -10,7 +10,8 @@ heartbeats, and repeats of earlier deliveries (as Asana's retries would). Every 
 prints throughput, ack latency (p50/p99), the queue, the worker lag (age of the oldest
 queued job), the RSS of each process and Redis's memory. At the end: memory at start and
 end, every key without a TTL grouped by kind (each must be bounded), and the keys with a TTL
-by kind (what the dedupe window holds for this traffic), with Redis's bytes per key.
+by kind (what the dedupe window holds for this traffic) with their bytes (``MEMORY USAGE``)
+per delivery acknowledged, and what the dedupe window would hold at a sustained 10/s.
 """
 
 from __future__ import annotations
@@ -42,8 +43,19 @@ from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox, generate_key
 from asana_hooks.settings import Settings
 from receiver.signatures import sign
+from workers import window
+from workers.emit import EMITTED_TTL_SECONDS
 
 TOKEN = "soak-token"
+DEDUPE_MARKS_KEPT = {
+    "asana-hooks:seen-": window.WINDOW_SECONDS + window.SKEW_SECONDS + window.BUCKET_SECONDS / 2,
+    "asana-hooks:flush-emitted:": EMITTED_TTL_SECONDS,
+    "asana-hooks:delivery:": 48 * 3600,
+    "asana-hooks:event-done:": 48 * 3600,
+    "asana-hooks:batch-emitted:": 48 * 3600,
+}
+"""The long-lived marks by key prefix, and how long each is kept on average (a window mark
+to 26 h after its 12.5 h bucket ends; the last three: the layout before issue 14)."""
 
 
 def rss_mib(pid: int) -> float:
@@ -106,10 +118,11 @@ class Traffic:
 
 async def drive(
     url: str, traffic: Traffic, *, rate: float, seconds: float, window: float, report: Any
-) -> None:
+) -> int:
+    """Send for ``seconds``; returns the deliveries acknowledged (2xx)."""
     latencies: list[float] = []
     codes: Counter[int] = Counter()
-    sent = 0
+    sent = acked = 0
     async with httpx.AsyncClient(timeout=10) as client:
         began = time.monotonic()
         window_began = began
@@ -122,6 +135,8 @@ async def drive(
             )
             latencies.append(time.perf_counter() - started)
             codes[answer.status_code] += 1
+            nonlocal acked
+            acked += int(200 <= answer.status_code < 300)
 
         while (now := time.monotonic()) - began < seconds:
             due = int((now - began) * rate)
@@ -137,6 +152,7 @@ async def drive(
             await asyncio.sleep(0.002)
         await asyncio.gather(*in_flight)
         report(time.monotonic() - began, latencies, codes, time.monotonic() - window_began)
+    return acked
 
 
 def main() -> None:
@@ -235,7 +251,7 @@ def main() -> None:
             )
 
         traffic = Traffic(tasks, user, secret)
-        asyncio.run(
+        acked = asyncio.run(
             drive(
                 f"http://127.0.0.1:{port}/hooks/asana/{target_id}",
                 traffic,
@@ -269,13 +285,30 @@ def main() -> None:
             f"other keys {others / 2**20:.1f} MiB ({others / max(stats['keys.count'] - 1, 1):.0f} "
             "bytes per key)"
         )
-        census = key_census(client)
+        print(
+            f"deliveries acknowledged: {acked}; Redis besides the stream: "
+            f"{others / max(acked, 1):.0f} bytes per delivery"
+        )
+        census, usage = key_census(client)
         print("keys without a TTL (each must be bounded):")
         for kind, count in sorted(census[False].items()):
             print(f"  {count:8d}  {kind}")
-        print(f"keys with a TTL (they expire; {args.seconds:.0f} s of this traffic holds):")
+        print(
+            f"keys with a TTL (they expire; {args.seconds:.0f} s of this traffic holds), "
+            "bytes per delivery:"
+        )
         for kind, count in sorted(census[True].items()):
-            print(f"  {count:8d}  {kind}")
+            print(f"  {count:8d}  {usage[kind] / max(acked, 1):7.1f}  {kind}")
+        per_delivery = held = 0.0
+        for prefix, kept in DEDUPE_MARKS_KEPT.items():
+            share = sum(usage[k] for k in census[True] if k.startswith(prefix)) / max(acked, 1)
+            per_delivery += share
+            held += share * 10 * kept / 2**20
+        print(
+            f"dedupe marks (seen-*, flush-emitted:*; before: delivery:*, event-done:*, "
+            f"batch-emitted:*): {per_delivery:.0f} bytes per delivery; a sustained 10 "
+            f"deliveries/s holds about {held:.0f} MiB of them"
+        )
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -303,13 +336,18 @@ def oldest_job_age(client: redis.Redis) -> float:
     return (datetime.now(UTC) - enqueued).total_seconds()
 
 
-def key_census(client: redis.Redis) -> dict[bool, Counter[str]]:
-    """Keys grouped by kind (ids replaced by *), split by whether they have a TTL."""
+def key_census(client: redis.Redis) -> tuple[dict[bool, Counter[str]], Counter[str]]:
+    """Keys grouped by kind (ids, buckets and shards replaced by *), split by whether they
+    have a TTL, and the bytes of each kind."""
     census: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
+    usage: Counter[str] = Counter()
     for key in client.scan_iter(count=1000):
         name = key.decode() if isinstance(key, bytes) else str(key)
-        census[client.ttl(key) != -1][re.sub(r"[0-9a-f]{8,}[-0-9a-f]*|\d{6,}", "*", name)] += 1
-    return census
+        kind = re.sub(r"[0-9a-f]{8,}[-0-9a-f]*|\d{6,}", "*", name)
+        kind = re.sub(r"^(asana-hooks:seen-[a-z]+):\d+:[0-9a-f]+$", r"\1:*:*", kind)
+        census[client.ttl(key) != -1][kind] += 1
+        usage[kind] += client.memory_usage(key, samples=0) or 0
+    return census, usage
 
 
 if __name__ == "__main__":

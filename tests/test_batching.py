@@ -8,8 +8,8 @@ import redis
 
 from asana_hooks import keys
 from asana_hooks.events import parse_event
-from workers.batching import Batcher
-from workers.dedupe import DONE_TTL_SECONDS, Deduper
+from workers.batching import Added, Batcher
+from workers.dedupe import CLAIM_TTL_SECONDS, Deduper
 from workers.emit import Emitter
 from workers.model import BatchEvent, Fetched, build_change
 
@@ -35,6 +35,14 @@ def _batcher(connection: redis.Redis, debounce: float = 0.05, max_delay: float =
     return Batcher(connection, debounce_seconds=debounce, max_delay_seconds=max_delay)
 
 
+def _take(connection: redis.Redis, batcher: Batcher, events: list[BatchEvent]) -> Added:
+    """Claim the events for job "job", as intake does, then add them."""
+    Deduper(connection).claim(
+        job_id="job", target_id=None, digest=None, fingerprints=[e.fingerprint for e in events]
+    )
+    return batcher.add(events, job_id="job")
+
+
 class TestDeduper:
     """Claims are per job: duplicates are dropped, a job's own retry is not."""
 
@@ -46,7 +54,7 @@ class TestDeduper:
         again = deduper.claim(job_id="b", target_id="t", digest="d", fingerprints=["f1"])
         assert first.claimed == (True,)
         assert again.duplicate_delivery
-        assert redis_client.ttl(keys.delivery_seen("t", "d")) > DONE_TTL_SECONDS - 5
+        assert 0 < redis_client.ttl(keys.delivery_claim("t", "d")) <= CLAIM_TTL_SECONDS
 
     def test_retry_of_the_same_job_is_not_its_own_duplicate(
         self, redis_client: redis.Redis
@@ -73,7 +81,7 @@ class TestDeduper:
         deduper, batcher = Deduper(redis_client), _batcher(redis_client)
         event = _event("1")
         deduper.claim(job_id="a", target_id="t", digest="d", fingerprints=[event.fingerprint])
-        batcher.add([event], done_ttl=60)
+        batcher.add([event], job_id="a")
         poller = deduper.claim(
             job_id="b", target_id=None, digest=None, fingerprints=[event.fingerprint]
         )
@@ -86,7 +94,7 @@ class TestBatcher:
 
     def test_events_of_one_resource_fold_into_one_batch(self, redis_client: redis.Redis) -> None:
         batcher = _batcher(redis_client)
-        added = batcher.add([_event("1", ms=1), _event("1", ms=2, field="notes")], done_ttl=60)
+        added = _take(redis_client, batcher, [_event("1", ms=1), _event("1", ms=2, field="notes")])
         assert added.added == 2
         assert len(added.opened) == 1
         time.sleep(0.08)
@@ -99,7 +107,7 @@ class TestBatcher:
     def test_batch_is_not_closed_before_its_quiet_window(self, redis_client: redis.Redis) -> None:
         """A flush that comes early learns the new due time instead."""
         batcher = _batcher(redis_client, debounce=5)
-        opened = batcher.add([_event("1")], done_ttl=60).opened[0]
+        opened = _take(redis_client, batcher, [_event("1")]).opened[0]
         result = batcher.close("1", opened.batch_id, owner="job")
         assert result.state == "not_due"
         assert result.wait_ms >= opened.due_ms
@@ -108,10 +116,10 @@ class TestBatcher:
         self, redis_client: redis.Redis
     ) -> None:
         batcher = _batcher(redis_client, debounce=0.2, max_delay=0.3)
-        opened = batcher.add([_event("1", ms=1)], done_ttl=60).opened[0]
+        opened = _take(redis_client, batcher, [_event("1", ms=1)]).opened[0]
         for ms in range(2, 6):
             time.sleep(0.07)
-            batcher.add([_event("1", ms=ms)], done_ttl=60)
+            _take(redis_client, batcher, [_event("1", ms=ms)])
         due = int(redis_client.zscore(keys.OPEN_BATCHES, "1") or 0)
         assert due <= int(redis_client.hget(keys.batch("1"), "opened_ms") or 0) + 300
         time.sleep(0.05)
@@ -119,8 +127,8 @@ class TestBatcher:
 
     def test_deleted_event_makes_the_batch_due_at_once(self, redis_client: redis.Redis) -> None:
         batcher = _batcher(redis_client, debounce=10)
-        opened = batcher.add([_event("1", ms=1)], done_ttl=60).opened[0]
-        added = batcher.add([_event("1", ms=2, action="deleted", field=None)], done_ttl=60)
+        opened = _take(redis_client, batcher, [_event("1", ms=1)]).opened[0]
+        added = _take(redis_client, batcher, [_event("1", ms=2, action="deleted", field=None)])
         assert [u.batch_id for u in added.urgent] == [opened.batch_id]
         result = batcher.close("1", opened.batch_id, owner="job")
         assert result.batch is not None
@@ -129,7 +137,7 @@ class TestBatcher:
     def test_each_batch_is_closed_by_exactly_one_flush(self, redis_client: redis.Redis) -> None:
         """Two flush jobs race: one takes the batch, the other is told it is taken."""
         batcher = _batcher(redis_client, debounce=0.01)
-        opened = batcher.add([_event("1")], done_ttl=60).opened[0]
+        opened = _take(redis_client, batcher, [_event("1")]).opened[0]
         time.sleep(0.03)
         first = batcher.close("1", opened.batch_id, owner="job-a")
         second = batcher.close("1", opened.batch_id, owner="job-b")
@@ -141,11 +149,11 @@ class TestBatcher:
         """Nothing is lost, and the next batch waits until the first is emitted (order)."""
         batcher = _batcher(redis_client, debounce=0.01)
         emitter = Emitter(redis_client, stream_maxlen=100)
-        first = batcher.add([_event("1", ms=1)], done_ttl=60).opened[0]
+        first = _take(redis_client, batcher, [_event("1", ms=1)]).opened[0]
         time.sleep(0.03)
         closed = batcher.close("1", first.batch_id, owner="job-a").batch
         assert closed is not None
-        second = batcher.add([_event("1", ms=2)], done_ttl=60).opened[0]
+        second = _take(redis_client, batcher, [_event("1", ms=2)]).opened[0]
         assert second.batch_id != first.batch_id
         time.sleep(0.03)
         assert batcher.close("1", second.batch_id, owner="job-b").state == "busy"
@@ -161,7 +169,7 @@ class TestEmitter:
     def test_emit_twice_writes_one_entry(self, redis_client: redis.Redis) -> None:
         batcher = _batcher(redis_client, debounce=0.01)
         emitter = Emitter(redis_client, stream_maxlen=100)
-        opened = batcher.add([_event("1")], done_ttl=60).opened[0]
+        opened = _take(redis_client, batcher, [_event("1")]).opened[0]
         time.sleep(0.03)
         batch = batcher.close("1", opened.batch_id, owner="job").batch
         assert batch is not None
@@ -176,6 +184,6 @@ class TestEmitter:
         stats = redis_client.hgetall(keys.STATS)
         assert stats[b"changes"] == b"1"
         assert stats[b"batches"] == b"1"
-        found = emitter.emitted_change(batch.batch_id)
+        found = emitter.emitted_change("job", batch.batch_id)
         assert found is not None
         assert found[1]["data"]["name"] == "x"

@@ -29,8 +29,10 @@ from tests.worker_support import (
     run_workers_until,
     worker_processes,
 )
+from workers.dedupe import Deduper
 from workers.rq_worker import build_worker
 from workers.scheduling import FLUSH_RETRY
+from workers.window import DELIVERY_RECORD_BYTES, WRITE_INDEX, Window
 
 
 def _world(fake: FakeAsana) -> tuple[str, str, str]:
@@ -177,7 +179,8 @@ class TestFootprint:
         self, fake_asana: FakeAsana, worker_settings: Settings, redis_client: redis.Redis
     ) -> None:
         """Its job record and result are deleted at once: a key left to expire waits until
-        Redis happens to meet it, and beside 48 h of dedupe keys many would wait."""
+        Redis happens to meet it, and beside a day of dedupe marks many would wait. The
+        delivery itself stays recorded in the dedupe window, its claim gone."""
         _, user, project = _world(fake_asana)
         recorder = Recorder(fake_asana)
         fake_asana.world.add_task("Ship", projects=[project], by=user)
@@ -186,7 +189,14 @@ class TestFootprint:
         (job_id,) = queue.get_job_ids()
         build_worker(worker_settings).work(burst=True, logging_level="WARNING")
         assert redis_client.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 0
-        assert redis_client.exists(keys.delivery_seen("target-1", "once")) == 1
+        assert redis_client.exists(keys.delivery_claim("target-1", "once")) == 0
+        window = Window()
+        mark = window.delivery("target-1", "once", window.span())
+        assert redis_client.strlen(mark.keys[WRITE_INDEX]) == DELIVERY_RECORD_BYTES
+        again = Deduper(redis_client).claim(
+            job_id="another", target_id="target-1", digest="once", fingerprints=[]
+        )
+        assert again.duplicate_delivery
 
 
 class TestStatuses:

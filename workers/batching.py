@@ -3,10 +3,11 @@
 RQ has no debounce, so the batch lives in Redis and every transition is one Lua script,
 atomic against every other worker:
 
-- ``add``: put new events into their resource's open batch (opening it if needed), mark
-  each event done and drop its claim, in one step. The batch is due ``debounce`` after its
-  latest event, but never later than ``max_delay`` after it opened; a ``deleted`` event
-  makes it due at once. Due times live in ``keys.OPEN_BATCHES``.
+- ``add``: put new events into their resource's open batch (opening it if needed), record
+  each event (and the delivery) as done in the dedupe window (workers.window) and drop its
+  claim, in one step. The batch is due ``debounce`` after its latest event, but never later
+  than ``max_delay`` after it opened; a ``deleted`` event makes it due at once. Due times
+  live in ``keys.OPEN_BATCHES``.
   ``add`` also reports each due second that has no flush job yet (``keys.flush_tick``), so
   a burst of thousands of events schedules one flush per second, not one per batch.
 - ``close``: a flush job takes a due batch by renaming its hash to ``keys.closed_batch``,
@@ -28,6 +29,7 @@ import redis
 from asana_hooks import keys, lua
 from asana_hooks.redis_conn import text
 from workers.model import BatchEvent, ClosedBatch
+from workers.window import WRITE_INDEX, Window, job_tag
 
 SEQ_TTL_SECONDS = 48 * 3600
 CLOSED_TTL_SECONDS = 7 * 24 * 3600
@@ -36,7 +38,7 @@ CLOSED_TTL_SECONDS = 7 * 24 * 3600
 FLUSH_LEASE_MS = 300_000
 """A resource's next batch waits at most this long for the previous one to be emitted."""
 
-_ADD = lua.load(__file__, "batch_add")
+_ADD = lua.load(__file__, "marks") + lua.load(__file__, "batch_add")
 _CLOSE = lua.load(__file__, "batch_close")
 _DUE = lua.load(__file__, "batch_due")
 
@@ -61,7 +63,10 @@ class Added:
     ticks: tuple[int, ...] = ()
     """Seconds (epoch) at which a flush must run and none was scheduled yet."""
     duplicates: int = 0
-    """Events of the delivery dropped as duplicates (by the claim, or found done here)."""
+    """Events of the delivery dropped as duplicates (by the claim)."""
+    unclaimed: tuple[int, ...] = ()
+    """Indices of events left alone because this job no longer held their claim (it expired
+    while the job stalled): claim them again (the claim looks in the window), then add."""
 
 
 CloseState = Literal["closed", "taken", "emitted", "gone", "not_due", "busy"]
@@ -80,8 +85,14 @@ class Batcher:
     """Opens, extends and closes batches; every method is one atomic script."""
 
     def __init__(
-        self, connection: redis.Redis, *, debounce_seconds: float, max_delay_seconds: float
+        self,
+        connection: redis.Redis,
+        *,
+        debounce_seconds: float,
+        max_delay_seconds: float,
+        window: Window | None = None,
     ) -> None:
+        self.window = window or Window()
         self.debounce_ms = max(1, int(debounce_seconds * 1000))
         self.max_delay_ms = max(self.debounce_ms, int(max_delay_seconds * 1000))
         self._redis = connection
@@ -93,36 +104,57 @@ class Batcher:
         self,
         events: Sequence[BatchEvent],
         *,
-        done_ttl: int,
+        job_id: str,
+        digest: str | None = None,
         received: int | None = None,
         claim_duplicates: int = 0,
         target_id: str | None = None,
     ) -> Added:
-        """Put events (already claimed by this job) into their batches, in this order, and
-        count ``received`` events of which ``claim_duplicates`` were dropped before."""
-        script_keys = [keys.OPEN_BATCHES, keys.STATS, keys.target(target_id) if target_id else ""]
+        """Put events (claimed by job ``job_id``) into their batches, in this order, record
+        them and the delivery (``digest``, if any) as done, and count ``received`` events of
+        which ``claim_duplicates`` were dropped before."""
+        span = self.window.span()
+        script_keys: list[str | bytes] = [
+            keys.OPEN_BATCHES,
+            keys.STATS,
+            keys.target(target_id) if target_id else "",
+        ]
+        delivery_record: bytes = b""
+        if digest:
+            target = target_id or "-"
+            delivery = self.window.delivery(target, digest, span)
+            script_keys += [keys.delivery_claim(target, digest), delivery.keys[WRITE_INDEX]]
+            delivery_record = delivery.record + job_tag(job_id)
+        else:
+            script_keys += ["", ""]
+        event_args: list[str | bytes] = []
         for event in events:
+            mark = self.window.event(event.fingerprint, span)
             script_keys += [
                 keys.batch(event.gid),
                 keys.batch_seq(event.gid),
-                keys.event_done(event.fingerprint),
                 keys.event_claim(event.fingerprint),
+                mark.keys[WRITE_INDEX],
             ]
+            event_args += [mark.record, *event.args()]
         raw = self._add(
             keys=script_keys,
             args=[
                 self.debounce_ms,
                 self.max_delay_ms,
-                done_ttl,
                 SEQ_TTL_SECONDS,
                 keys.flush_tick(0).removesuffix("0"),
                 len(events) if received is None else received,
                 claim_duplicates,
-                *(value for event in events for value in event.args()),
+                job_id,
+                self.window.expire_at(span.bucket),
+                delivery_record,
+                *event_args,
             ],
         )
         result = json.loads(raw)
         ticks = result["ticks"]
+        unclaimed = result["unclaimed"]
         return Added(
             added=int(result["added"]),
             late=int(result["late"]),
@@ -130,6 +162,7 @@ class Batcher:
             urgent=_openings(result["urgent"]),
             ticks=tuple(int(t) for t in ticks) if isinstance(ticks, list) else (),
             duplicates=int(result["duplicates"]),
+            unclaimed=tuple(int(i) for i in unclaimed) if isinstance(unclaimed, list) else (),
         )
 
     def close(self, gid: str, batch_id: str, *, owner: str) -> CloseResult:
@@ -144,11 +177,12 @@ class Batcher:
                     keys=[
                         keys.batch(gid),
                         keys.closed_batch(batch_id),
-                        keys.batch_emitted(batch_id),
+                        keys.flush_emitted(owner),
                         keys.batch_flushing(gid),
                         keys.OPEN_BATCHES,
                         keys.flush_owned(owner),
                         keys.STATS,
+                        keys.batch_emitted(batch_id),
                     ],
                     args=[batch_id, owner, CLOSED_TTL_SECONDS, FLUSH_LEASE_MS, keys.target("")],
                     client=pipe,

@@ -1,9 +1,10 @@
 """Write one entry per closed batch to the changes stream, exactly once. I/O edge (Redis, Lua).
 
-The XADD, the per-batch emitted mark (holding the entry id), the deletion of the closed
-batch, the end of the resource's flush lease, the resource's version (workers.versions) and
-every counter are one Lua script: a flush job that runs twice, or dies anywhere and is
-retried, emits each batch once. A redundant batch is settled the same way without an entry.
+The XADD, the batch's emitted mark (its entry id, in its flush job's hash), the deletion of
+the closed batch, the end of the resource's flush lease, the resource's version
+(workers.versions) and every counter are one Lua script: a flush job that runs twice, or
+dies anywhere and is retried, emits each batch once. A redundant batch is settled the same
+way without an entry.
 
 Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
 
@@ -37,7 +38,15 @@ from asana_hooks.redis_conn import text
 from workers.model import ClosedBatch, summary
 from workers.versions import Version, carried_version
 
-EMITTED_TTL_SECONDS = 48 * 3600
+EMITTED_TTL_SECONDS = 6 * 3600
+"""How long a flush job's emitted marks (``keys.flush_emitted``) live. Only that job reads
+them: a closed batch belongs to the job that closed it, and the emit deletes it, so once
+emitted no other job can reach it (a later close finds it gone). What needs the mark is the
+job's own retry, which resends the sinks' jobs of batches emitted before a crash, and a
+second copy of the job still running with the batch in hand (a worker that missed its
+heartbeat): RQ's Retry schedule (asana_hooks.queueing) spans about 19 minutes, an attempt
+can wait out API timeouts and 429 pauses for a few more; six hours covers both with room,
+and at 1 delivery/s costs about 0.5 MiB (48 h keys of ~160 bytes cost 14 MiB)."""
 RECENT_CHANGES_KEPT = 50
 REDUNDANT = "redundant"
 """What a batch's emitted mark holds when it was settled without an entry."""
@@ -60,7 +69,7 @@ class Emitter:
         recent = summary(change, entry_id="__ID__")
         result = self._emit(
             keys=[
-                keys.batch_emitted(batch.batch_id),
+                keys.flush_emitted(batch.owner),
                 keys.closed_batch(batch.batch_id),
                 keys.batch_flushing(batch.gid),
                 keys.CHANGES_STREAM,
@@ -68,6 +77,7 @@ class Emitter:
                 keys.RECENT_CHANGES,
                 keys.target(batch.target_id) if batch.target_id else "",
                 keys.resource_version(batch.gid),
+                keys.batch_emitted(batch.batch_id),
             ],
             args=[
                 batch.batch_id,
@@ -91,10 +101,11 @@ class Emitter:
         return bool(
             self._settle(
                 keys=[
-                    keys.batch_emitted(batch.batch_id),
+                    keys.flush_emitted(batch.owner),
                     keys.closed_batch(batch.batch_id),
                     keys.batch_flushing(batch.gid),
                     keys.STATS,
+                    keys.batch_emitted(batch.batch_id),
                 ],
                 args=[batch.batch_id, EMITTED_TTL_SECONDS, REDUNDANT],
             )
@@ -113,9 +124,11 @@ class Emitter:
                 found[gid] = version
         return found
 
-    def emitted_change(self, batch_id: str) -> tuple[str, dict[str, Any]] | None:
-        """The entry a batch was emitted as, while the stream still holds it."""
-        raw_id = self._redis.get(keys.batch_emitted(batch_id))
+    def emitted_change(self, owner: str, batch_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The entry flush job ``owner`` emitted a batch as, while the stream still holds it."""
+        raw_id = self._redis.hget(keys.flush_emitted(owner), batch_id)
+        if raw_id is None:
+            raw_id = self._redis.get(keys.batch_emitted(batch_id))
         if raw_id is None:
             return None
         entry_id = text(raw_id)

@@ -62,7 +62,7 @@ def flush(runtime: Runtime, *, job_id: str) -> FlushResult:
         return FlushResult("nothing")
     emitted = _emit_all(runtime, closed)
     for done_id in already_emitted:
-        _resend_sinks(runtime, done_id)
+        _resend_sinks(runtime, job_id, done_id)
     batcher.forget_owned(job_id)
     return FlushResult("flushed", emitted=emitted, batches=len(closed))
 
@@ -104,7 +104,7 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
         if new:
             _send_sinks(runtime, batch.batch_id, change)
         else:
-            _resend_sinks(runtime, batch.batch_id)
+            _resend_sinks(runtime, batch.owner, batch.batch_id)
     if first_error is not None:
         if isinstance(first_error, BadToken):
             log.error(
@@ -148,12 +148,12 @@ def _send_sinks(runtime: Runtime, batch_id: str, change: dict[str, Any]) -> None
         )
 
 
-def _resend_sinks(runtime: Runtime, batch_id: str) -> None:
+def _resend_sinks(runtime: Runtime, owner: str, batch_id: str) -> None:
     """A retry after the emit: make sure the sinks got their jobs (ids make it at most once)."""
     settings = runtime.settings
     if not (settings.handlers or settings.forward_url):
         return
-    found = runtime.emitter.emitted_change(batch_id)
+    found = runtime.emitter.emitted_change(owner, batch_id)
     if found is not None:
         _send_sinks(runtime, batch_id, found[1])
 

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from asana_hooks import keys, quarantine
+from asana_hooks.errors import HooksError
 from asana_hooks.events import Event, MalformedEvent, parse_event
 from asana_hooks.queueing import Delivery
 from asana_hooks.redis_conn import optional_text
-from workers.dedupe import DONE_TTL_SECONDS
+from workers.batching import Added
 from workers.model import BatchEvent, is_late
 from workers.runtime import Runtime
 from workers.scheduling import flush_now, schedule_ticks
@@ -73,11 +74,13 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
     try:
         added = runtime.batcher.add(
             fresh,
-            done_ttl=DONE_TTL_SECONDS,
+            job_id=job_id,
+            digest=delivery.digest,
             received=len(events),
             claim_duplicates=claim.duplicates,
             target_id=target_id,
         )
+        added = _add_unclaimed(runtime, added, fresh, job_id=job_id, target_id=target_id)
         if added.ticks:
             with runtime.redis.pipeline(transaction=True) as pipe:
                 schedule_ticks(runtime.queue, added.ticks, pipe)
@@ -97,6 +100,57 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
         batches_opened=len(added.opened),
         quarantined=len(unread),
     )
+
+
+RECLAIMS = 3
+"""Times a job claims again events whose claim expired while it stalled, before it fails."""
+
+
+def _add_unclaimed(
+    runtime: Runtime,
+    added: Added,
+    events: list[BatchEvent],
+    *,
+    job_id: str,
+    target_id: str | None,
+) -> Added:
+    """Claim again (and add) the events whose claim this job no longer held: one that
+    expired while the job stalled. The claim looks in the dedupe window, so an event another
+    job took meanwhile is a duplicate now. Rare: a job runs for milliseconds, a claim 5 min."""
+    for _ in range(RECLAIMS):
+        if not added.unclaimed:
+            return added
+        events = [events[i] for i in added.unclaimed]
+        claim = runtime.deduper.claim(
+            job_id=job_id,
+            target_id=target_id,
+            digest=None,
+            fingerprints=[event.fingerprint for event in events],
+        )
+        events = [event for event, ok in zip(events, claim.claimed, strict=True) if ok]
+        again = runtime.batcher.add(
+            events,
+            job_id=job_id,
+            received=0,
+            claim_duplicates=claim.duplicates,
+            target_id=target_id,
+        )
+        added = Added(
+            added=added.added + again.added,
+            late=added.late + again.late,
+            opened=added.opened + again.opened,
+            urgent=added.urgent + again.urgent,
+            ticks=added.ticks + again.ticks,
+            duplicates=added.duplicates + again.duplicates,
+            unclaimed=again.unclaimed,
+        )
+    if added.unclaimed:
+        raise ClaimsExpired(f"{len(added.unclaimed)} event(s) lost their claim {RECLAIMS} times")
+    return added
+
+
+class ClaimsExpired(HooksError):
+    """A job kept losing its claims (it stalls longer than a claim lives): RQ retries it."""
 
 
 def _current_webhook(runtime: Runtime, target_id: str | None) -> str | None:

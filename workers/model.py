@@ -113,6 +113,8 @@ class ClosedBatch:
     late: int
     resynced: int = 0
     """How many of its events were a resync's synthetic ones."""
+    owner: str = ""
+    """The flush job that closed it (its emitted marks live under that job)."""
 
     @property
     def resync_only(self) -> bool:
@@ -139,6 +141,7 @@ class ClosedBatch:
             deleted=raw.get("deleted") == "1",
             late=int(raw.get("late", 0)),
             resynced=int(raw.get("resynced", 0)),
+            owner=raw.get("owner", ""),
         )
 
 

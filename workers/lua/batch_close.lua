@@ -1,8 +1,11 @@
--- KEYS: batch, closed, emitted, flushing, open-batches, owned, stats.
+-- KEYS: batch, closed, emitted (the owner's hash), flushing, open-batches, owned, stats,
+--       the earlier layout's emitted key (read only).
 -- ARGV: batch id, owner (job id), closed ttl, lease ms, target key prefix.
 -- Returns {'closed', flat hash} | {'taken'} | {'emitted'} | {'gone'} | {'not_due', due_ms}
 --       | {'busy', retry_ms}.
-if redis.call('EXISTS', KEYS[3]) == 1 then return {'emitted'} end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('EXISTS', KEYS[8]) == 1 then
+  return {'emitted'}
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   if redis.call('HGET', KEYS[2], 'owner') == ARGV[2] then
     return {'closed', redis.call('HGETALL', KEYS[2])}

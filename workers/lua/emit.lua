@@ -1,11 +1,13 @@
--- KEYS: emitted, closed, flushing, stream, stats, recent, target (or ''), version.
+-- KEYS: emitted (the owner's hash), closed, flushing, stream, stats, recent, target (or ''),
+--       version, the earlier layout's emitted key (read only).
 -- ARGV: batch id, change json, maxlen, emitted ttl, summary json (with __ID__), status, kept,
 --       modified_at the data carries ('' for none), '1' when only a resync's events made it.
 -- Returns the new entry id, or the existing one prefixed with '=' when already emitted.
-local existing = redis.call('GET', KEYS[1])
+local existing = redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('GET', KEYS[9])
 if existing then return '=' .. existing end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[3]), '*', 'change', ARGV[2])
-redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], ARGV[1], id)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 if ARGV[8] ~= '' then
