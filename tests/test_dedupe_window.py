@@ -18,7 +18,7 @@ from workers.batching import Batcher
 from workers.dedupe import Deduper
 from workers.emit import EMITTED_TTL_SECONDS, Emitter
 from workers.intake import _add_unclaimed
-from workers.model import BatchEvent, Fetched, build_change
+from workers.model import BatchEvent, ClosedBatch, Fetched, build_change
 from workers.runtime import Runtime
 from workers.window import (
     BUCKET_SECONDS,
@@ -255,12 +255,7 @@ class TestEarlierLayout:
     def test_old_emitted_mark_keeps_a_batch_from_a_second_entry(
         self, redis_client: redis.Redis
     ) -> None:
-        worker = Worker(redis_client, Clock(time.time()))
-        worker.take("job-a", [_event("1")])
-        time.sleep(0.03)
-        batch_id = text(redis_client.hget(keys.batch("1"), "id") or "")
-        closed = worker.batcher.close("1", batch_id, owner="flush-1").batch
-        assert closed is not None
+        worker, closed = _closed_batch(redis_client)
         redis_client.set(keys.batch_emitted(closed.batch_id), "1-1", ex=3600)
         emitter = Emitter(redis_client, stream_maxlen=100)
         _entry, new = emitter.emit(closed, build_change(closed, Fetched("ok", {"gid": "1"})))
@@ -273,12 +268,8 @@ class TestEmittedMarks:
     def test_marks_live_in_the_flush_jobs_hash_with_a_ttl(self, redis_client: redis.Redis) -> None:
         """One small hash per flush job, gone after EMITTED_TTL_SECONDS; its retry still
         finds the batch emitted and the entry."""
-        worker = Worker(redis_client, Clock(time.time()))
-        worker.take("job-a", [_event("1")])
-        time.sleep(0.03)
-        batch_id = text(redis_client.hget(keys.batch("1"), "id") or "")
-        closed = worker.batcher.close("1", batch_id, owner="flush-1").batch
-        assert closed is not None
+        worker, closed = _closed_batch(redis_client)
+        batch_id = closed.batch_id
         emitter = Emitter(redis_client, stream_maxlen=100)
         entry_id, new = emitter.emit(closed, build_change(closed, Fetched("ok", {"gid": "1"})))
         assert new
@@ -292,3 +283,14 @@ class TestEmittedMarks:
     def test_marks_outlive_the_flush_jobs_retries(self) -> None:
         """RQ's Retry intervals (asana_hooks.queueing) add up to about 19 minutes."""
         assert 10 * sum(JOB_RETRY.intervals) <= EMITTED_TTL_SECONDS
+
+
+def _closed_batch(redis_client: redis.Redis) -> tuple[Worker, ClosedBatch]:
+    """One event for resource 1, its batch closed by flush job ``flush-1``."""
+    worker = Worker(redis_client, Clock(time.time()))
+    worker.take("job-a", [_event("1")])
+    time.sleep(0.03)
+    batch_id = text(redis_client.hget(keys.batch("1"), "id") or "")
+    closed = worker.batcher.close("1", batch_id, owner="flush-1").batch
+    assert closed is not None
+    return worker, closed
