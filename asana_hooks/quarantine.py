@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
@@ -42,15 +42,7 @@ class QuarantinedEvent:
     source: Source = "webhook"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "target_id": self.target_id,
-            "webhook_gid": self.webhook_gid,
-            "received_at": self.received_at,
-            "reason": self.reason,
-            "event": self.event,
-            "source": self.source,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> QuarantinedEvent:

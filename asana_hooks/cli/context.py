@@ -74,3 +74,14 @@ def find_registration(registry: Registry, gid: str) -> Registration:
             f"no webhook {gid} here: `asana-hooks webhooks list` shows the gids", EXIT_FAILURE
         )
     return found
+
+
+def report_missing(missing: list[str], where: str, *, any_done: bool) -> None:
+    """After a replay: ids that were not there fail the command when nothing was replayed,
+    and are a warning on stderr otherwise."""
+    if not missing:
+        return
+    message = f"not in the {where}: {' '.join(missing)}"
+    if not any_done:
+        raise Failure(message, EXIT_FAILURE)
+    click.echo(f"warning: {message}", err=True)

@@ -19,10 +19,10 @@ from asana_hooks import failed_jobs
 from asana_hooks.cli import render
 from asana_hooks.cli.context import (
     EXIT_CONFIG,
-    EXIT_FAILURE,
     JSON_OPTION,
     Failure,
     redis_connection,
+    report_missing,
 )
 
 LIST_LIMIT = 1000
@@ -81,11 +81,7 @@ def replay_command(job_ids: tuple[str, ...], replay_all: bool, as_json: bool) ->
         render.print_json({"replayed": replayed, "missing": missing})
     else:
         click.echo(f"replayed {len(replayed)} failed jobs")
-    if missing:
-        message = f"not in the failed registry: {' '.join(missing)}"
-        if not replayed:
-            raise Failure(message, EXIT_FAILURE)
-        click.echo(f"warning: {message}", err=True)
+    report_missing(missing, "failed registry", any_done=bool(replayed))
 
 
 @contextmanager

@@ -16,10 +16,10 @@ from asana_hooks import quarantine as kept
 from asana_hooks.cli import render
 from asana_hooks.cli.context import (
     EXIT_CONFIG,
-    EXIT_FAILURE,
     JSON_OPTION,
     Failure,
     redis_connection,
+    report_missing,
 )
 
 EVENT_WIDTH = 60
@@ -78,11 +78,7 @@ def replay_command(ids: tuple[str, ...], replay_all: bool, as_json: bool) -> Non
         click.echo(f"replayed {len(report.replayed)} kept events")
         for entry_id, reason in report.still_unread.items():
             click.echo(f"kept: {entry_id} is still not understood ({reason})", err=True)
-    if report.missing:
-        message = f"not in the quarantine: {' '.join(report.missing)}"
-        if not report.replayed:
-            raise Failure(message, EXIT_FAILURE)
-        click.echo(f"warning: {message}", err=True)
+    report_missing(report.missing, "quarantine", any_done=bool(report.replayed))
 
 
 def _short(event: object) -> str:
