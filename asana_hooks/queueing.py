@@ -26,10 +26,13 @@ JOB_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
 """Every job carries a Retry: RQ re-runs a SIGKILLed worker's job only if it has one."""
 
 RESULT_TTL_SECONDS = 600
-"""Finished flush and sink jobs are kept ten minutes (their ids guard against doubles)."""
+"""Finished sink jobs are kept ten minutes: their ids (one per batch and sink) guard against
+a second run of the same sink."""
 
-DELIVERY_RESULT_TTL_SECONDS = 1
-"""A finished delivery job lingers one second: nothing reads its result. Not 0: with 0,
+UNREAD_RESULT_TTL_SECONDS = 1
+"""Delivery and flush jobs: nothing reads their result, and nothing needs their record once
+done (a flush is guarded by ``keys.flush_tick``, a delivery by the dedupe window), so the
+worker unlinks them on success, and this is the TTL if it cannot. Not 0: with 0,
 RQ 3.0 deletes the job on success and, for a job whose first worker was SIGKILLed, trips
 over the dead execution (ValueError "Execution ... not found"), failing a retry that had
 done its work. Failed ones stay FAILURE_TTL_SECONDS."""
@@ -113,7 +116,7 @@ def enqueue_delivery(queue: Queue, delivery: Delivery, *, pipeline: Pipeline | N
             f"for target {delivery.target_id}"
         ),
         retry=JOB_RETRY,
-        result_ttl=DELIVERY_RESULT_TTL_SECONDS,
+        result_ttl=UNREAD_RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
         timeout=JOB_TIMEOUT_SECONDS,
         pipeline=pipeline,

@@ -27,10 +27,10 @@ from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
 from asana_hooks.queueing import (
-    DELIVERY_RESULT_TTL_SECONDS,
     FAILURE_TTL_SECONDS,
     JOB_RETRY,
     JOB_TIMEOUT_SECONDS,
+    UNREAD_RESULT_TTL_SECONDS,
 )
 
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + keys.QUEUE
@@ -45,7 +45,7 @@ def _template() -> dict[str, Any]:
         kwargs={},
         connection=redis.Redis(),  # never used: to_dict() does no I/O
         serializer=JSONSerializer,
-        result_ttl=DELIVERY_RESULT_TTL_SECONDS,
+        result_ttl=UNREAD_RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
         timeout=JOB_TIMEOUT_SECONDS,
         origin=keys.QUEUE,

@@ -309,6 +309,12 @@ def main() -> None:
             f"batch-emitted:*): {per_delivery:.0f} bytes per delivery; a sustained 10 "
             f"deliveries/s holds about {held:.0f} MiB of them"
         )
+        fixed = max(0.0, others - per_delivery * acked)
+        print(
+            f"Redis per delivery, held for the dedupe window: {per_delivery:.0f} bytes (goal: at "
+            f"most 100); the rest, {fixed / 2**20:.1f} MiB, does not grow with deliveries (the "
+            "registration, the API budget's minute, the window's shard keys, RQ's own keys)"
+        )
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
-from rq.registry import FinishedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
@@ -31,7 +31,6 @@ from tests.worker_support import (
 )
 from workers.dedupe import Deduper
 from workers.rq_worker import build_worker
-from workers.scheduling import FLUSH_RETRY
 from workers.window import DELIVERY_RECORD_BYTES, WRITE_INDEX, Window
 
 
@@ -283,6 +282,8 @@ class TestRateLimit:
                     deliver(redis_client, events[task], digest=f"d{index}")
                     time.sleep(0.25)
                 wait_for(lambda: len(changes(redis_client)) == len(tasks), timeout=30)
+                queue = Queue(keys.QUEUE, connection=redis_client, serializer=JSONSerializer)
+                done_by = [w.successful_job_count for w in Worker.all(queue=queue)]
             calm.join(1)
             calls = fake.calls
         assert {entry["status"] for entry in changes(redis_client)} == {"ok"}
@@ -296,13 +297,8 @@ class TestRateLimit:
             ]
             assert inside == [], f"{len(inside)} request(s) sent inside the Retry-After window"
         assert int(redis_client.hget(keys.STATS, "rate_limit_waits") or 0) >= 1
-        queue = Queue(keys.QUEUE, connection=redis_client, serializer=JSONSerializer)
-        finished = Job.fetch_many(
-            FinishedJobRegistry(queue=queue).get_job_ids(),
-            connection=redis_client,
-            serializer=JSONSerializer,
-        )
-        assert len({job.worker_name for job in finished if job is not None}) == 2
+        assert len(done_by) == 2
+        assert min(done_by) >= 1, f"jobs done per worker: {done_by}"
 
 
 class TestCrash:
@@ -345,6 +341,6 @@ class TestCrash:
         entries = changes(redis_client)
         assert sorted(entry["resource"]["gid"] for entry in entries) == sorted(tasks)
         assert {entry["status"] for entry in entries} == {"ok"}
-        job.refresh()  # type: ignore[no-untyped-call]
-        assert job.get_status() == "finished"
-        assert job.retries_left == FLUSH_RETRY.max - 1  # re-run once, by RQ's Retry
+        # Its retry finished it: a finished flush job is deleted, a failed one would be kept.
+        assert not redis_client.exists(job.key)
+        assert FailedJobRegistry(queue=queue).count == 0

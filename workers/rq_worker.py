@@ -42,7 +42,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import WorkerStatus
 
 from asana_hooks import keys
-from asana_hooks.queueing import DELIVERY_RESULT_TTL_SECONDS
+from asana_hooks.queueing import UNREAD_RESULT_TTL_SECONDS
 from asana_hooks.redis_conn import connect, unreachable_message
 from asana_hooks.settings import Settings
 from workers import runtime
@@ -124,7 +124,7 @@ class HooksWorker(SimpleWorker):
         self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry, execution: Execution
     ) -> None:
         super().handle_job_success(job, queue, started_job_registry, execution)
-        if job.result_ttl != DELIVERY_RESULT_TTL_SECONDS:
+        if job.result_ttl != UNREAD_RESULT_TTL_SECONDS:
             return
         # RQ lets a finished delivery job expire after a second, but Redis reclaims an
         # expired key only when it meets it, and among 48 h of small dedupe keys it lets up

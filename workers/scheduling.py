@@ -19,7 +19,11 @@ from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
-from asana_hooks.queueing import FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS
+from asana_hooks.queueing import (
+    FAILURE_TTL_SECONDS,
+    RESULT_TTL_SECONDS,
+    UNREAD_RESULT_TTL_SECONDS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def _flush_options(job_id: str, reason: str, *, scheduled: bool) -> dict[str, An
         "description": f"flush due batches ({reason})",
         "retry": FLUSH_RETRY,
         ("job_timeout" if scheduled else "timeout"): FLUSH_TIMEOUT_SECONDS,
-        "result_ttl": RESULT_TTL_SECONDS,
+        "result_ttl": UNREAD_RESULT_TTL_SECONDS,
         "failure_ttl": FAILURE_TTL_SECONDS,
     }
 
