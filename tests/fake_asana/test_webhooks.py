@@ -44,11 +44,8 @@ def test_handshake_then_201_with_secret(
     assert handshake.path == "/hook?app=1"  # the full target URL, parameters included
     webhook = body["data"]
     assert set(webhook) == WEBHOOK_FIELDS
-    assert webhook["resource"] == {
-        "gid": seed.project,
-        "resource_type": "project",
-        "name": "Launch",
-    }
+    # the 201 shows the resource as createWebhook's documented example: no resource_type
+    assert webhook["resource"] == {"gid": seed.project, "name": "Launch"}
     assert webhook["resource_type"] == "webhook"
     assert webhook["active"] is True
     assert webhook["target"] == receiver.url
@@ -162,7 +159,8 @@ def test_get_list_update_delete(
     assert api.get("/webhooks").status_code == 400  # workspace is required
     page = api.get("/webhooks", params={"workspace": seed.ws, "limit": 2}).json()
     assert [w["gid"] for w in page["data"]] == gids[:2]
-    assert set(page["data"][0]) == {"gid", "resource_type", "active", "resource", "target"}
+    assert set(page["data"][0]) == WEBHOOK_FIELDS  # full objects, as GET /webhooks/{gid}
+    assert page["data"][0]["resource"]["resource_type"] == "task"
     rest = api.get(
         "/webhooks",
         params={"workspace": seed.ws, "limit": 2, "offset": page["next_page"]["offset"]},

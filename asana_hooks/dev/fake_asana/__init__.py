@@ -3,7 +3,9 @@
 It follows Asana's documentation for webhooks (handshake, signatures, batching, filters,
 retries with backoff, deletion after 24 h, heartbeats every 8 h, 410), the Events API (sync
 tokens, 412, 100-event pages, ``has_more``), the resource endpoints the project reads
-(tasks, stories, projects, sections, users, workspaces, batch) and rate limiting. Every
+(tasks, stories, projects, sections, users, workspaces, teams, portfolios, batch; project
+listings by workspace, team and portfolio with ``archived``), webhook caps and rate limiting
+(budget, concurrent reads and writes). Every
 Asana-side duration is multiplied by ``time_scale``. It never touches Redis and sends
 traffic only to 127.0.0.1 and the webhook targets it is given. This module does no I/O.
 
@@ -26,6 +28,13 @@ Python API::
         w.remove_story(story)             # story consolidation: 404, no event
         w.hide(gid); w.unhide(gid)        # 403 for the token
         w.add_team / add_portfolio / add_project_to_portfolio / add_goal  (higher-level)
+        team, projects = fake.seed_team(ws, "Core", projects=5)   # or w.seed_team(...)
+        w.archive_project(p, archived=True, by=u)           # changed, field "archived"
+        w.move_project(p, team=t2, by=u)   # removed (old team) / added (new) / changed "team"
+        w.delete_project(p, by=u); w.undelete_project(p, by=u)   # 404 and silent while deleted
+        w.remove_project_from_portfolio(folio, p, by=u)     # removed, parent: the portfolio
+        FakeAsana(max_webhooks_per_resource=5, max_webhooks_per_token=20,
+                  max_concurrent_writes=15)                 # knobs; 403 / 429 over them
         fake.knobs.drop_rate = 0.3        # see records.Knobs for every knob
         fake.wait_idle(timeout=5.0); fake.send_heartbeat(); fake.expire_sync_tokens()
         fake.delete_webhook_silently(gid); fake.add_token("other"); fake.reset_records()
@@ -47,6 +56,15 @@ Control HTTP API (no auth; JSON bodies; errors answer 400 ``{"error": ...}``)::
     POST /_fake/tasks/{gid}/comment         {text, by?} -> {"gid"} (the story)
     POST /_fake/tasks/{gid}/delete          {by?}
     POST /_fake/stories/{gid}/remove        story consolidation (404 afterwards)
+    POST /_fake/teams                       {workspace, name?, projects?: N, by?}
+                                            -> {"gid", "projects": [gids]}
+    POST /_fake/portfolios                  {workspace, name?} -> {"gid"}
+    POST /_fake/projects                    {workspace, name?, team?, notes?, by?} -> {"gid"}
+    POST /_fake/projects/{gid}/archive      {archived?: true, by?}
+    POST /_fake/projects/{gid}/move         {team, by?}
+    POST /_fake/projects/{gid}/delete       {by?}    POST /_fake/projects/{gid}/undelete {by?}
+    POST /_fake/portfolios/{gid}/add-project     {project, by?}
+    POST /_fake/portfolios/{gid}/remove-project  {project, by?}
     POST /_fake/objects/{gid}/hide          403 afterwards
     GET  /_fake/knobs   POST /_fake/knobs   {knob: value, ...} -> all knobs
     POST /_fake/heartbeat                   {webhook?} -> {"webhooks": [gids]}

@@ -70,15 +70,17 @@ class ApiFrontend:
         self.ctx = ctx
         self.router = build_router(ctx)
 
-    def _costs(self, method: str, path: str, body: Any) -> tuple[int, int]:
-        """(requests counted against the budget, concurrent read slots)."""
+    def _costs(self, method: str, path: str, body: Any) -> tuple[int, int, int]:
+        """(requests counted against the budget, concurrent read slots, write slots)."""
         if method == "POST" and path.rstrip("/") == "/batch":
             actions = routes_events.batch_actions(body)
             if actions and len(actions) <= routes_events.MAX_BATCH_ACTIONS:
                 reads = sum(1 for a in actions if str(a.get("method", "")).lower() == "get")
-                return len(actions), reads
-            return 1, 0
-        return 1, 1 if method == "GET" else 0
+                return len(actions), reads, len(actions) - reads
+            return 1, 0, 0
+        if method == "GET":
+            return 1, 1, 0
+        return 1, 0, 1
 
     def _reject(self, rejection: Rejection) -> ApiResponse:
         message = RATE_MESSAGE if rejection.reason == "rate" else CONCURRENCY_MESSAGE
@@ -127,17 +129,20 @@ class ApiFrontend:
         if random.random() < knobs.chaos_429_rate:
             retry = retry_after_seconds(self.ctx.timing.time_scale)
             return self._reject(Rejection(retry, "rate")), False
-        cost, reads = self._costs(request.method, path, body)
+        cost, reads, writes = self._costs(request.method, path, body)
         if isinstance(body, dict) and cost > 1:
             record.batch_actions = [
                 (str(a.get("method", "")).upper(), str(a.get("relative_path", "")))
                 for a in routes_events.batch_actions(body) or []
             ]
-        rejection = self.ctx.limiter.charge(token, cost)
+        limiter = self.ctx.limiter
+        rejection = limiter.charge(token, cost)
         if rejection is None:
-            rejection = self.ctx.limiter.acquire_reads(token, reads)
-        else:
-            reads = 0
+            rejection = limiter.acquire_reads(token, reads)
+            if rejection is None:
+                rejection = limiter.acquire_writes(token, writes)
+                if rejection is not None:
+                    limiter.release_reads(token, reads)
         if rejection is not None:
             return self._reject(rejection), False
         try:
@@ -154,7 +159,8 @@ class ApiFrontend:
                 await asyncio.sleep(knobs.api_latency)
             return await self.router.dispatch(api_request), True
         finally:
-            self.ctx.limiter.release_reads(token, reads)
+            limiter.release_reads(token, reads)
+            limiter.release_writes(token, writes)
 
 
 def _unavailable(path: str, prefixes: str) -> bool:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .context import Context
-from .model import CustomField, Project, Task, User, Workspace
+from .model import CustomField, Portfolio, Project, Task, Team, User, Workspace
 from .world import WorldError
 
 __all__ = ["ControlTarget", "control_routes"]
@@ -29,6 +29,9 @@ class ControlTarget(Protocol):
     def send_heartbeat(self, webhook_gid: str | None = None) -> list[str]: ...
     def delete_webhook_silently(self, gid: str) -> bool: ...
     def seed_demo(self) -> dict[str, Any]: ...
+    def seed_team(
+        self, workspace: str, name: str = "Team", projects: int = 0, *, by: str | None = None
+    ) -> tuple[str, list[str]]: ...
     def reset_records(self) -> None: ...
 
 
@@ -75,10 +78,18 @@ class _Control:
             return {
                 "workspaces": [{"gid": w.gid, "name": w.name} for w in world.iter(Workspace)],
                 "users": [{"gid": u.gid, "name": u.name} for u in world.iter(User)],
+                "teams": [{"gid": t.gid, "name": t.name} for t in world.iter(Team)],
+                "portfolios": [
+                    {"gid": f.gid, "name": f.name, "projects": list(f.projects)}
+                    for f in world.iter(Portfolio)
+                ],
                 "projects": [
                     {
                         "gid": p.gid,
                         "name": p.name,
+                        "team": p.team,
+                        "archived": p.archived,
+                        "deleted": p.deleted,
                         "sections": [
                             {"gid": s.gid, "name": s.name} for s in world.sections_of(p.gid)
                         ],
@@ -135,6 +146,67 @@ class _Control:
     async def remove_story(self, request: Request) -> Any:
         return {"gid": self.world.remove_story(request.path_params["gid"])}
 
+    # -------------------------------------------------------- projects and scopes
+    async def create_team(self, request: Request) -> Any:
+        body = await _json(request)
+        team, projects = self.target.seed_team(
+            str(body["workspace"]),
+            str(body.get("name", "Team")),
+            int(body.get("projects", 0)),
+            by=self._by(body),
+        )
+        return {"gid": team, "projects": projects}
+
+    async def create_portfolio(self, request: Request) -> Any:
+        body = await _json(request)
+        name = str(body.get("name", "Portfolio"))
+        return {"gid": self.world.add_portfolio(str(body["workspace"]), name)}
+
+    async def create_project(self, request: Request) -> Any:
+        body = await _json(request)
+        team = body.get("team")
+        gid = self.world.add_project(
+            str(body.get("name", "Untitled project")),
+            str(body["workspace"]),
+            team=str(team) if team else None,
+            notes=str(body.get("notes", "")),
+            by=self._by(body),
+        )
+        return {"gid": gid}
+
+    async def archive_project(self, request: Request) -> Any:
+        body = await _json(request)
+        archived = body.get("archived", True)
+        if not isinstance(archived, bool):
+            raise TypeError("archived must be a boolean")
+        gid = request.path_params["gid"]
+        return {"gid": self.world.archive_project(gid, archived, by=self._by(body))}
+
+    async def move_project(self, request: Request) -> Any:
+        body = await _json(request)
+        gid = request.path_params["gid"]
+        return {"gid": self.world.move_project(gid, team=str(body["team"]), by=self._by(body))}
+
+    async def delete_project(self, request: Request) -> Any:
+        body = await _json(request)
+        return {"gid": self.world.delete_project(request.path_params["gid"], by=self._by(body))}
+
+    async def undelete_project(self, request: Request) -> Any:
+        body = await _json(request)
+        gid = request.path_params["gid"]
+        return {"gid": self.world.undelete_project(gid, by=self._by(body))}
+
+    async def portfolio_add(self, request: Request) -> Any:
+        body = await _json(request)
+        folio, project = request.path_params["gid"], str(body["project"])
+        return {"gid": self.world.add_project_to_portfolio(folio, project, by=self._by(body))}
+
+    async def portfolio_remove(self, request: Request) -> Any:
+        body = await _json(request)
+        folio, project = request.path_params["gid"], str(body["project"])
+        gid = self.world.remove_project_from_portfolio(folio, project, by=self._by(body))
+        return {"gid": gid}
+
     async def hide(self, request: Request) -> Any:
         return {"gid": self.world.hide(request.path_params["gid"])}
 
@@ -181,6 +253,15 @@ def control_routes(ctx: Context, target: ControlTarget) -> list[Route]:
         Route("/tasks/{gid}/comment", _guard(c.comment), methods=post),
         Route("/tasks/{gid}/delete", _guard(c.delete_task), methods=post),
         Route("/stories/{gid}/remove", _guard(c.remove_story), methods=post),
+        Route("/teams", _guard(c.create_team), methods=post),
+        Route("/portfolios", _guard(c.create_portfolio), methods=post),
+        Route("/projects", _guard(c.create_project), methods=post),
+        Route("/projects/{gid}/archive", _guard(c.archive_project), methods=post),
+        Route("/projects/{gid}/move", _guard(c.move_project), methods=post),
+        Route("/projects/{gid}/delete", _guard(c.delete_project), methods=post),
+        Route("/projects/{gid}/undelete", _guard(c.undelete_project), methods=post),
+        Route("/portfolios/{gid}/add-project", _guard(c.portfolio_add), methods=post),
+        Route("/portfolios/{gid}/remove-project", _guard(c.portfolio_remove), methods=post),
         Route("/objects/{gid}/hide", _guard(c.hide), methods=post),
         Route("/knobs", _guard(c.knobs), methods=["GET", "POST"]),
         Route("/heartbeat", _guard(c.heartbeat), methods=post),

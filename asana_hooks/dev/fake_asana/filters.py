@@ -3,7 +3,8 @@
 From Asana's documentation: when filters are given, an event is delivered if it passes
 *any* filter. Webhooks on workspaces, teams, portfolios and goals ("higher-level") must
 have filters, each naming a resource_type and action from the table below, and may not use
-``fields``. ``fields`` is only valid for ``action: changed``.
+``fields``. ``fields`` is only valid for ``action: changed``. A project webhook refuses
+filters on resource types that never reach a project (workspace, team, portfolio, ...).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "ACTIONS",
     "HIGHER_LEVEL_ALLOWED",
     "HIGHER_LEVEL_TYPES",
+    "NEVER_REACH_PROJECT",
     "FilterError",
     "WebhookFilter",
     "matches",
@@ -33,6 +35,11 @@ HIGHER_LEVEL_ALLOWED: dict[str, frozenset[str]] = {
     "team_membership": frozenset({"added", "removed"}),
     "workspace_membership": frozenset({"added", "removed"}),
 }
+
+# Resource types whose events never propagate to a project (checked for project webhooks).
+NEVER_REACH_PROJECT = frozenset(
+    {"workspace", "team", "portfolio", "goal", "team_membership", "workspace_membership"}
+)
 
 
 class FilterError(ValueError):
@@ -114,7 +121,21 @@ def parse_filters(raw: Any, webhook_resource_type: str) -> list[WebhookFilter]:
     parsed = [_parse_one(item) for item in raw]
     if webhook_resource_type in HIGHER_LEVEL_TYPES:
         _check_higher_level(parsed, webhook_resource_type)
+    elif webhook_resource_type == "project":
+        _check_project(parsed)
     return parsed
+
+
+def _check_project(filters: list[WebhookFilter]) -> None:
+    """Events propagate *up* (task -> project -> team...), never down: a filter on a project
+    webhook naming a type that lives above or beside the project can never match. Asana
+    refuses such filters as invalid (400); its docs do not give the wording."""
+    for item in filters:
+        if item.resource_type in NEVER_REACH_PROJECT:
+            raise FilterError(
+                f"Invalid filter: resource_type {item.resource_type} can never match events "
+                "on a webhook for a project."
+            )
 
 
 def _check_higher_level(filters: list[WebhookFilter], webhook_resource_type: str) -> None:

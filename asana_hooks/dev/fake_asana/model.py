@@ -72,6 +72,7 @@ class Project(Entity):
     workspace: str
     team: str | None = None
     notes: str = ""
+    archived: bool = False
     modified_at: str = ""
     custom_field_settings: list[str] = field(default_factory=list)
 

@@ -1,5 +1,5 @@
-"""Per-token rate limiting: a requests-per-(scaled)-minute budget and a concurrent-reads cap.
-No I/O.
+"""Per-token rate limiting: a requests-per-(scaled)-minute budget and caps on concurrent
+reads (GET, 50) and writes (POST/PUT/DELETE, 15), as Asana documents. No I/O.
 
 The budget is a fixed window per token that starts with the token's first request and
 lasts one (scaled) minute. Rejected requests still count against it, as Asana documents.
@@ -37,13 +37,16 @@ class RateLimiter:
         window: Callable[[], float],
         budget: Callable[[], int],
         max_concurrent: Callable[[], int],
+        max_concurrent_writes: Callable[[], int] | None = None,
     ) -> None:
         self._lock = lock
         self._window = window
         self._budget = budget
         self._max_concurrent = max_concurrent
+        self._max_concurrent_writes = max_concurrent_writes or (lambda: 15)
         self._windows: dict[str, _Window] = {}
         self._in_flight: dict[str, int] = {}
+        self._writes_in_flight: dict[str, int] = {}
 
     def charge(self, token: str, cost: int) -> Rejection | None:
         """Count ``cost`` requests; reject (and still count) when over the budget."""
@@ -58,23 +61,42 @@ class RateLimiter:
                 return Rejection(retry_after_seconds(win.started + length - now), "rate")
             return None
 
-    def acquire_reads(self, token: str, count: int) -> Rejection | None:
-        """Take ``count`` concurrent-read slots, or reject without taking any."""
+    def _acquire(
+        self, slots: dict[str, int], cap: Callable[[], int], token: str, count: int
+    ) -> Rejection | None:
         if count <= 0:
             return None
         with self._lock:
-            current = self._in_flight.get(token, 0)
-            if current + count > self._max_concurrent():
+            current = slots.get(token, 0)
+            if current + count > cap():
                 return Rejection(retry_after_seconds(self._window() / 60.0), "concurrency")
-            self._in_flight[token] = current + count
+            slots[token] = current + count
             return None
 
-    def release_reads(self, token: str, count: int) -> None:
+    def _release(self, slots: dict[str, int], token: str, count: int) -> None:
         if count <= 0:
             return
         with self._lock:
-            self._in_flight[token] = max(0, self._in_flight.get(token, 0) - count)
+            slots[token] = max(0, slots.get(token, 0) - count)
+
+    def acquire_reads(self, token: str, count: int) -> Rejection | None:
+        """Take ``count`` concurrent-read slots, or reject without taking any."""
+        return self._acquire(self._in_flight, self._max_concurrent, token, count)
+
+    def release_reads(self, token: str, count: int) -> None:
+        self._release(self._in_flight, token, count)
+
+    def acquire_writes(self, token: str, count: int) -> Rejection | None:
+        """Take ``count`` concurrent-write slots (Asana: 15 per token), or reject."""
+        return self._acquire(self._writes_in_flight, self._max_concurrent_writes, token, count)
+
+    def release_writes(self, token: str, count: int) -> None:
+        self._release(self._writes_in_flight, token, count)
 
     def in_flight(self, token: str) -> int:
         with self._lock:
             return self._in_flight.get(token, 0)
+
+    def writes_in_flight(self, token: str) -> int:
+        with self._lock:
+            return self._writes_in_flight.get(token, 0)

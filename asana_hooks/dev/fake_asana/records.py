@@ -19,6 +19,9 @@ class Knobs:
     reorder: bool = False  # shuffle queued deliveries (and the events inside them)
     rate_limit_per_minute: int = 1500  # per token; the minute is scaled by time_scale
     max_concurrent_reads: int = 50  # per token
+    max_concurrent_writes: int = 15  # per token (POST/PUT/DELETE, write actions of /batch)
+    max_webhooks_per_resource: int = 1000  # over every token, checked on POST /webhooks
+    max_webhooks_per_token: int = 10000  # per token ("per user per app"), same
     chaos_429_rate: float = 0.0
     chaos_500_rate: float = 0.0
     api_latency: float = 0.0  # real seconds added to every API answer

@@ -84,7 +84,7 @@ class Renderer:
             out["created_at"] = entity.created_at
             if isinstance(entity, Project):
                 out.update(
-                    archived=False,
+                    archived=entity.archived,
                     color=None,
                     notes=entity.notes,
                     modified_at=entity.modified_at,

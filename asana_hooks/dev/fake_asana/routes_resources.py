@@ -1,4 +1,5 @@
-"""Read endpoints for tasks, stories, projects, sections, users, workspaces. No I/O."""
+"""Read endpoints for tasks, stories, projects, sections, users, workspaces, teams and
+portfolios. No I/O."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def _task_filter(request: ApiRequest, tasks: list[Task]) -> list[Task]:
     return out
 
 
+def _archived(request: ApiRequest) -> bool | None:
+    raw = request.query.get("archived")
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise ApiError(400, f"archived: Not a boolean: {raw}")
+    return raw.lower() == "true"
+
+
 class ResourceRoutes:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -124,10 +134,47 @@ class ResourceRoutes:
         project = load(self.world, request.params["gid"], Project)
         return self._list(request, self.world.sections_of(project.gid))
 
+    def _projects(
+        self, request: ApiRequest, *, workspace: str | None = None, team: str | None = None
+    ) -> ApiResponse:
+        """Projects of a workspace and/or team, oldest first; ``archived=true|false`` keeps
+        only archived / unarchived ones (both without it, as Asana documents)."""
+        archived = _archived(request)
+        projects = [
+            p
+            for p in self.world.iter(Project)
+            if (workspace is None or p.workspace == workspace)
+            and (team is None or p.team == team)
+            and (archived is None or p.archived == archived)
+        ]
+        return self._list(request, projects)
+
     async def workspace_projects(self, request: ApiRequest) -> ApiResponse:
         workspace = load(self.world, request.params["gid"], Workspace)
-        projects = [p for p in self.world.iter(Project) if p.workspace == workspace.gid]
-        return self._list(request, projects)
+        return self._projects(request, workspace=workspace.gid)
+
+    async def team_projects(self, request: ApiRequest) -> ApiResponse:
+        team = load(self.world, request.params["gid"], Team)
+        return self._projects(request, team=team.gid)
+
+    async def get_projects(self, request: ApiRequest) -> ApiResponse:
+        query = request.query
+        workspace = team = None
+        if "workspace" in query:
+            workspace = load(self.world, query["workspace"], Workspace, "workspace").gid
+        if "team" in query:
+            team = load(self.world, query["team"], Team, "team").gid
+        if workspace is None and team is None:
+            # Asana answers projects of every workspace of the user here, which may time out
+            # on large domains; the fake asks for a scope instead (its callers always give one)
+            raise ApiError(400, "Must specify one of workspace or team")
+        return self._projects(request, workspace=workspace, team=team)
+
+    async def portfolio_items(self, request: ApiRequest) -> ApiResponse:
+        gid = load(self.world, request.params["gid"], Portfolio).gid
+        with self.world.lock:
+            items = [self.world.objects.get(p) for p in self.world.typed(gid, Portfolio).projects]
+        return self._list(request, [p for p in items if isinstance(p, Project)])
 
     async def get_tasks(self, request: ApiRequest) -> ApiResponse:
         query = request.query
@@ -166,3 +213,6 @@ def register(router: Router, ctx: Context) -> None:
     router.add("GET", "/projects/{gid}/sections", routes.project_sections)
     router.add("GET", "/sections/{gid}/tasks", routes.section_tasks)
     router.add("GET", "/workspaces/{gid}/projects", routes.workspace_projects)
+    router.add("GET", "/projects", routes.get_projects)
+    router.add("GET", "/teams/{gid}/projects", routes.team_projects)
+    router.add("GET", "/portfolios/{gid}/items", routes.portfolio_items)

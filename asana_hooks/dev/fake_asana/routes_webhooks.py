@@ -43,11 +43,12 @@ class WebhookRoutes:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _answer(self, request: ApiRequest, webhook: Webhook, *, compact: bool = False) -> Any:
+    def _answer(self, request: ApiRequest, webhook: Webhook, *, created: bool = False) -> Any:
+        full = webhook.creation_json() if created else webhook.to_json()
         fields = request.opt_fields
         if fields is None:
-            return webhook.compact_json() if compact else webhook.to_json()
-        return self.ctx.renderer.project(webhook.to_json(), fields)
+            return full
+        return self.ctx.renderer.project(full, fields)
 
     def _duplicate(self, resource: str, target: str, token: str) -> Webhook | None:
         with self.ctx.world.lock:
@@ -69,6 +70,29 @@ class WebhookRoutes:
                 f"already exists ({existing.gid}).",
             )
 
+    def _refuse_over_caps(self, resource: str, token: str) -> None:
+        """Asana's limits: 1,000 webhooks per resource (every app and user together) and
+        10,000 per token; both are knobs. The docs give no status or wording for a refusal:
+        403 with these messages is what the fake answers (Events API streams, which Asana
+        also counts per resource, are not counted: the fake keeps no stream registry)."""
+        knobs = self.ctx.knobs
+        with self.ctx.world.lock:
+            live = list(self.ctx.engine.webhooks.values())
+        per_token = sum(1 for w in live if w.token == token)
+        if per_token >= knobs.max_webhooks_per_token:
+            raise ApiError(
+                403,
+                f"You have reached the limit of {knobs.max_webhooks_per_token} webhooks "
+                "for this app and user.",
+            )
+        per_resource = sum(1 for w in live if w.resource_gid == resource)
+        if per_resource >= knobs.max_webhooks_per_resource:
+            raise ApiError(
+                403,
+                f"resource: {resource} has reached the limit of "
+                f"{knobs.max_webhooks_per_resource} webhooks.",
+            )
+
     async def create(self, request: ApiRequest) -> ApiResponse:
         data = request.data()
         resource = data.get("resource")
@@ -81,6 +105,7 @@ class WebhookRoutes:
         except FilterError as exc:
             raise ApiError(400, str(exc)) from None
         self._refuse_duplicate(resource, target, request.token)
+        self._refuse_over_caps(entity.gid, request.token)
         secret = new_secret()
         result = await perform_handshake(
             self.ctx.http(), target, secret, self.ctx.knobs.handshake_timeout
@@ -88,7 +113,6 @@ class WebhookRoutes:
         self.ctx.record_delivery(result.record)
         if not result.ok:
             raise ApiError(400, result.message)
-        self._refuse_duplicate(resource, target, request.token)
         webhook = Webhook(
             gid=self.ctx.world.new_gid(),
             resource_gid=entity.gid,
@@ -101,10 +125,12 @@ class WebhookRoutes:
             created_at=iso_now(),
             workspace=self.ctx.world.workspace_of(entity.gid),
         )
-        result.record.webhook_gid = webhook.gid
-        self.ctx.engine.add(webhook)
-        with self.ctx.world.lock:
-            body = {"data": self._answer(request, webhook), "X-Hook-Secret": secret}
+        with self.ctx.world.lock:  # checked again: other creations ran during the handshake
+            self._refuse_duplicate(resource, target, request.token)
+            self._refuse_over_caps(entity.gid, request.token)
+            result.record.webhook_gid = webhook.gid
+            self.ctx.engine.add(webhook)
+            body = {"data": self._answer(request, webhook, created=True), "X-Hook-Secret": secret}
         return ApiResponse(201, body)
 
     def _load(self, request: ApiRequest) -> Webhook:
@@ -127,7 +153,7 @@ class WebhookRoutes:
         resource = request.query.get("resource")
         with self.ctx.world.lock:
             items = [
-                self._answer(request, w, compact=True)
+                self._answer(request, w)
                 for w in self.ctx.engine.webhooks.values()
                 if w.workspace == workspace
                 and w.token == request.token

@@ -54,10 +54,23 @@ class FakeAsana:
         token: str = "test-token",  # noqa: S107 - the fake's well-known test token
         time_scale: float = 1.0,
         port: int = 0,
+        *,
+        max_webhooks_per_resource: int | None = None,
+        max_webhooks_per_token: int | None = None,
+        max_concurrent_writes: int | None = None,
     ) -> None:
+        """The keyword arguments set the knobs of the same name (see :class:`Knobs`; Asana's
+        values by default: 1,000 webhooks per resource, 10,000 per token, 15 concurrent
+        writes); every knob stays settable later through ``fake.knobs`` or ``/_fake/knobs``."""
         self.token = token
         self.timing = Timing.scaled(time_scale)
         self.knobs = Knobs()
+        overrides = {
+            "max_webhooks_per_resource": max_webhooks_per_resource,
+            "max_webhooks_per_token": max_webhooks_per_token,
+            "max_concurrent_writes": max_concurrent_writes,
+        }
+        self.knobs.update({k: v for k, v in overrides.items() if v is not None})
         self.world = World()
         self.lock = self.world.lock
         self.tokens: set[str] = {token}
@@ -74,6 +87,7 @@ class FakeAsana:
             window=lambda: self.timing.rate_window,
             budget=lambda: self.knobs.rate_limit_per_minute,
             max_concurrent=lambda: self.knobs.max_concurrent_reads,
+            max_concurrent_writes=lambda: self.knobs.max_concurrent_writes,
         )
         self._http: list[httpx.AsyncClient] = []
         self.context = Context(
@@ -257,6 +271,12 @@ class FakeAsana:
     def delete_webhook_silently(self, gid: str) -> bool:
         """As if Asana deleted the webhook on its own: GET /webhooks/{gid} answers 404."""
         return self.engine.remove(gid) is not None
+
+    def seed_team(
+        self, workspace: str, name: str = "Team", projects: int = 0, *, by: str | None = None
+    ) -> tuple[str, list[str]]:
+        """A new team in ``workspace`` with ``projects`` projects: (team gid, project gids)."""
+        return self.world.seed_team(workspace, name, projects=projects, by=by)
 
     def seed_demo(self) -> dict[str, Any]:
         """A small world for demos (idempotent): workspace, user, project with sections."""

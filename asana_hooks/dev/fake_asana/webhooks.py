@@ -11,8 +11,6 @@ from .filters import HIGHER_LEVEL_TYPES, WebhookFilter, matches
 
 __all__ = ["Delivery", "Webhook"]
 
-COMPACT_FIELDS = ("gid", "resource_type", "active", "resource", "target")
-
 
 @dataclass(eq=False)
 class Delivery:
@@ -92,6 +90,18 @@ class Webhook:
             "failure_deletion_timestamp": self.failure_deletion_timestamp,
         }
 
-    def compact_json(self) -> dict[str, Any]:
-        full = self.to_json()
-        return {key: full[key] for key in COMPACT_FIELDS}
+    def creation_json(self) -> dict[str, Any]:
+        """The 201 answer of ``POST /webhooks``: the full form, but ``resource`` as
+        ``{"gid", "name"}`` without ``resource_type``, as the example response in the
+        description of Asana's ``createWebhook`` (asana-openapi-subset.yaml) shows.
+
+        Asana's docs disagree with themselves here: the ``WebhookResponse`` schema
+        (``resource``: AsanaNamedResource) and the handshake example in the webhooks guide
+        include ``resource.resource_type``. The fake follows the endpoint's own example, the
+        stricter choice: a client must not rely on ``resource_type`` in this answer (it
+        knows what it subscribed to). ``GET /webhooks/{gid}``, ``GET /webhooks`` and
+        ``PUT`` keep it, as the schema and the guide's GET example show.
+        """
+        out = self.to_json()
+        out["resource"] = {"gid": self.resource_gid, "name": self.resource_name}
+        return out

@@ -118,9 +118,16 @@ class World:
             parent=ref_of(parent) if parent else None,
             change=change,
         )
-        frozen = frozenset(targets)
+        # A deleted project is no longer reached by events (its webhooks and Events API
+        # stream fall silent until it is undeleted); delete_project emits its own
+        # ``deleted`` event before marking it, so that one still reaches the project.
+        frozen = frozenset(t for t in targets if not self._deleted_project(t))
         for listener in list(self._listeners):
             listener(event, frozen)
+
+    def _deleted_project(self, gid: str) -> bool:
+        entity = self.objects.get(gid)
+        return isinstance(entity, Project) and entity.deleted
 
     # ------------------------------------------------------------ propagation
     def task_targets(self, task: Task) -> set[str]:
@@ -243,6 +250,115 @@ class World:
                 folio.projects.append(proj.gid)
                 self._emit("added", proj, self.project_targets(proj), by=by, parent=folio)
             return proj.gid
+
+    def remove_project_from_portfolio(
+        self, portfolio: str, project: str, *, by: str | None = None
+    ) -> str:
+        """Take a project out of a portfolio: project ``removed`` with the portfolio as parent.
+
+        Like ``added`` (see :meth:`add_project_to_portfolio`), the event reaches every
+        resource the project's events reach *before* the removal, the portfolio included.
+        """
+        with self.lock:
+            folio = self.typed(portfolio, Portfolio)
+            proj = self.typed(project, Project)
+            if proj.gid in folio.projects:
+                targets = self.project_targets(proj)
+                folio.projects.remove(proj.gid)
+                self._emit("removed", proj, targets, by=by, parent=folio)
+            return proj.gid
+
+    def _live_project(self, gid: str) -> Project:
+        project = self.typed(gid, Project)
+        if project.deleted:
+            raise WorldError(f"project: Unknown object: {gid}")
+        return project
+
+    def archive_project(self, project: str, archived: bool = True, *, by: str | None = None) -> str:
+        """Archive (or unarchive) a project: project ``changed``, change.field ``archived``.
+
+        No event when the value does not change (Asana emits changes only).
+        """
+        with self.lock:
+            proj = self._live_project(project)
+            if proj.archived == archived:
+                return proj.gid
+            proj.archived = archived
+            proj.modified_at = now = iso_now()
+            self._emit(
+                "changed",
+                proj,
+                self.project_targets(proj),
+                by=by,
+                change=Change("archived"),
+                created_at=now,
+            )
+            return proj.gid
+
+    def move_project(self, project: str, *, team: str, by: str | None = None) -> str:
+        """Move a project to another team of its workspace.
+
+        Emits, with one timestamp and in this order: ``removed`` with the old team as parent,
+        to the old team only; ``added`` with the new team as parent, to the new team only;
+        ``changed`` field ``team`` (new_value: the new team) to the project's resources after
+        the move (project, workspace, new team, portfolios). Asana documents neither the set
+        nor the order; this is what webhooks observe in practice: a team webhook learns that a
+        project left or joined it (parent: that team), the rest sees a field change.
+        """
+        with self.lock:
+            proj = self._live_project(project)
+            new_team = self.typed(team, Team)
+            if new_team.workspace != proj.workspace:
+                raise WorldError(f"team: {team} is not in the project's workspace")
+            if proj.team == new_team.gid:
+                return proj.gid
+            old_team = self.objects.get(proj.team) if proj.team else None
+            proj.team = new_team.gid
+            proj.modified_at = now = iso_now()
+            if old_team is not None:
+                self._emit("removed", proj, {old_team.gid}, by=by, parent=old_team, created_at=now)
+            self._emit("added", proj, {new_team.gid}, by=by, parent=new_team, created_at=now)
+            change = Change("team", new_value=ref_of(new_team))
+            targets = self.project_targets(proj)
+            self._emit("changed", proj, targets, by=by, change=change, created_at=now)
+            return proj.gid
+
+    def delete_project(self, project: str, *, by: str | None = None) -> str:
+        """Delete (trash) a project: ``deleted`` event (no parent), then GET answers 404, it
+        leaves every listing, and events no longer reach it (its webhooks fall silent; Asana
+        deletes them 72 h later, see ``Timing.deleted_resource_webhook_ttl``)."""
+        with self.lock:
+            proj = self._live_project(project)
+            proj.modified_at = now = iso_now()
+            # emitted before the flag is set: the project's own webhooks get this last event
+            self._emit("deleted", proj, self.project_targets(proj), by=by, created_at=now)
+            proj.deleted = True
+            proj.deleted_at = time.monotonic()
+            return proj.gid
+
+    def undelete_project(self, project: str, *, by: str | None = None) -> str:
+        """Restore a deleted project: ``undeleted`` event; GET and listings see it again."""
+        with self.lock:
+            proj = self.typed(project, Project)
+            if not proj.deleted:
+                return proj.gid
+            proj.deleted = False
+            proj.deleted_at = None
+            proj.modified_at = now = iso_now()
+            self._emit("undeleted", proj, self.project_targets(proj), by=by, created_at=now)
+            return proj.gid
+
+    def seed_team(
+        self, workspace: str, name: str, *, projects: int = 0, by: str | None = None
+    ) -> tuple[str, list[str]]:
+        """A team with ``projects`` projects named "<name> 1".. (each emits ``added``)."""
+        with self.lock:
+            team = self.add_team(workspace, name)
+            gids = [
+                self.add_project(f"{name} {i + 1}", workspace, team=team, by=by)
+                for i in range(projects)
+            ]
+            return team, gids
 
     def add_section(self, project: str, name: str, *, by: str | None = None) -> str:
         with self.lock:
