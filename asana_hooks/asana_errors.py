@@ -37,6 +37,11 @@ class Forbidden(AsanaError):
     """403: the token may not see this object, or Asana refuses the action."""
 
 
+def is_duplicate(exc: AsanaError) -> bool:
+    """Asana's 403 "Duplicated webhook": it already has one for this resource and target."""
+    return isinstance(exc, Forbidden) and "duplicated webhook" in exc.message.lower()
+
+
 class NotFound(AsanaError):
     """404: the object does not exist (deleted, or a story removed by consolidation)."""
 

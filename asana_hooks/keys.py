@@ -171,3 +171,27 @@ QUARANTINE_ORDER = PREFIX + "quarantine:order"
 
 RECENT_CHANGES = PREFIX + "recent-changes"
 """List of the last few change summaries for the status page (capped)."""
+
+WATCHES = PREFIX + "watches"
+"""Set of every watch id (bounded by watches; `asana-hooks watch ...`)."""
+
+
+def watch(watch_id: str) -> str:
+    """Hash: one watch (scope, filters, state, the scope webhook's target, last reconcile)."""
+    return f"{PREFIX}watch:{watch_id}"
+
+
+def watch_projects(watch_id: str) -> str:
+    """Hash project gid -> target id: the project webhooks of one watch (bounded by them)."""
+    return f"{PREFIX}watch-projects:{watch_id}"
+
+
+def watch_lock(watch_id: str) -> str:
+    """String with a TTL: who reconciles this watch now (one at a time)."""
+    return f"{PREFIX}watch-lock:{watch_id}"
+
+
+def watch_again(watch_id: str) -> str:
+    """String with a TTL: the scope webhook reported a project change while the watch was being
+    reconciled; its holder reconciles once more before it lets go."""
+    return f"{PREFIX}watch-again:{watch_id}"

@@ -11,6 +11,7 @@ and undo everything on a mismatch.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from asana_hooks.asana_client import AsanaClient
@@ -26,6 +27,10 @@ from asana_hooks.subscription import (
 )
 
 log = logging.getLogger(__name__)
+
+NO_EVENT_STREAM = frozenset({"team", "workspace", "portfolio"})
+"""Asana's Events API streams only tasks, projects and goals (and higher-level webhooks get
+no task or story events anyway): nothing to subscribe to for these."""
 
 
 class SecretMismatch(HooksError):
@@ -45,15 +50,26 @@ def register(
     filters: list[dict[str, Any]],
     target_id: str | None = None,
     replace_secret: bool = False,
+    resource_type: str = "",
+    resync_since: datetime | None = None,
 ) -> Registration:
-    """Create the webhook at Asana for a new target, or again for an existing one."""
+    """Create the webhook at Asana for a new target, or again for an existing one.
+
+    ``resource_type``, when the caller knows it: Asana's 201 body may not say it, and a team,
+    workspace or portfolio has no Events API stream to subscribe to. ``resync_since``: when
+    the resource's first sync token is taken now, crawl from then too (a project that joined
+    a watch a moment ago: its first changes happened before its webhook)."""
     is_new = target_id is None
     previous = None if target_id is None else registry.get(target_id)
     since = None
     if previous is not None:  # a gap since the old webhook's coverage, if the token is gone
         last_good = last_good_poll(registry.connection, resource_gid)
         since = resync_from([previous.created_at], last_good, margin=RESYNC_MARGIN)
-    _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
+    if resync_since is not None:
+        since = min(since, resync_since) if since is not None else resync_since
+    taken = None
+    if resource_type not in NO_EVENT_STREAM:
+        _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
     target_id = target_id or new_target_id()
     url = target_url(public_url, target_id)
     registry.begin(
@@ -93,7 +109,7 @@ def register(
     resource = webhook.get("resource") or {}
     registry.describe_resource(
         target_id,
-        resource_type=str(resource.get("resource_type", "")),
+        resource_type=str(resource.get("resource_type") or resource_type),
         resource_name=str(resource.get("name", "")),
         created_at=str(webhook.get("created_at") or ""),
     )

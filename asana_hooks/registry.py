@@ -74,6 +74,8 @@ class Registration:
     counters: dict[str, int] = field(default_factory=dict)
     asana: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    watch: str | None = None
+    """The watch this webhook belongs to (asana_hooks.watches), if any."""
 
     @classmethod
     def from_hash(cls, target_id: str, raw: dict[str, str]) -> Registration:
@@ -94,11 +96,12 @@ class Registration:
             counters={name: int(raw.get(name, 0)) for name in COUNTERS},
             asana=json.loads(raw.get("asana") or "{}"),
             problem=raw.get("problem") or None,
+            watch=raw.get("watch") or None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The contract's `webhooks list --json` object."""
-        return {
+        """The contract's `webhooks list --json` object (with ``watch`` when it has one)."""
+        found = {
             "gid": self.webhook_gid,
             "resource": {
                 "gid": self.resource_gid,
@@ -111,6 +114,9 @@ class Registration:
             "state": self.state,
             "created_at": self.created_at,
         }
+        if self.watch:
+            found["watch"] = self.watch
+        return found
 
     def to_status_json(self) -> dict[str, Any]:
         """The contract's `webhooks status --json` object: ours plus Asana's delivery fields."""
@@ -213,6 +219,11 @@ class Registry:
         else:
             pipe.hdel(keys.target(target_id), "problem")
         pipe.execute()
+
+    def join_watch(self, target_id: str, watch_id: str) -> None:
+        """Mark a target as one of a watch's (before its webhook exists, so that its first
+        entries already name the watch)."""
+        self._redis.hset(keys.target(target_id), "watch", watch_id)
 
     def replace_webhook(self, target_id: str, *, old_gid: str | None, new_gid: str) -> None:
         pipe = self._redis.pipeline()

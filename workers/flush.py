@@ -16,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from asana_hooks import keys
 from asana_hooks.asana_errors import AsanaError, BadToken
+from asana_hooks.redis_conn import text
 from workers.model import ClosedBatch, build_change
 from workers.rehydrate import rehydrate
 from workers.runtime import Runtime
@@ -91,6 +93,7 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
     """Fetch and emit every closed batch; emit what succeeded, then raise the first error."""
     needed = _settle_redundant(runtime, closed)
     outcomes = rehydrate(runtime.client, needed, overrides=runtime.settings.opt_fields)
+    watches = _watches(runtime, needed)
     emitted = 0
     first_error: AsanaError | None = None
     for batch in needed:
@@ -98,7 +101,7 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
         if outcome.fetched is None:
             first_error = first_error or outcome.error
             continue
-        change = build_change(batch, outcome.fetched)
+        change = build_change(batch, outcome.fetched, watch=watches.get(batch.target_id or ""))
         _entry_id, new = runtime.emitter.emit(batch, change)
         emitted += int(new)
         if new:
@@ -114,6 +117,18 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
             )
         raise first_error
     return emitted
+
+
+def _watches(runtime: Runtime, batches: list[ClosedBatch]) -> dict[str, str]:
+    """Target id -> the watch its webhook belongs to, for the targets of these batches."""
+    targets = sorted({batch.target_id for batch in batches if batch.target_id})
+    if not targets:
+        return {}
+    pipe = runtime.redis.pipeline(transaction=False)
+    for target_id in targets:
+        pipe.hget(keys.target(target_id), "watch")
+    found = zip(targets, pipe.execute(), strict=True)
+    return {target: text(watch) for target, watch in found if watch}
 
 
 def _settle_redundant(runtime: Runtime, closed: list[ClosedBatch]) -> list[ClosedBatch]:

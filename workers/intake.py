@@ -22,6 +22,7 @@ from workers.batching import Added
 from workers.model import BatchEvent, is_late
 from workers.runtime import Runtime
 from workers.scheduling import flush_now, schedule_ticks
+from workers.scope_events import follow_scope
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,17 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
                 pipe.execute()
         if added.urgent:
             flush_now(runtime.queue, "a resource was deleted")
+        follow_scope(
+            runtime, target_id, [e for e, ok in zip(parsed, claim.claimed, strict=True) if ok]
+        )
     except BaseException:
         runtime.deduper.release(
             job_id=job_id, target_id=target_id, digest=delivery.digest, fingerprints=fingerprints
         )
         raise
+    follow_scope(
+        runtime, target_id, [e for e, new in zip(parsed, claim.claimed, strict=True) if new]
+    )
     return IntakeResult(
         events=len(events),
         duplicates=added.duplicates,

@@ -3,6 +3,7 @@
 - ``process_delivery``: enqueued by the receiver and the poller (keys.PROCESS_DELIVERY_JOB)
 - ``flush_due``: scheduled per due second (and after deletions) by workers.scheduling
 - ``run_handler`` / ``forward_change``: one per sink per change
+- ``reconcile_watch``: after a watch's scope webhook reported a project change
 
 Arguments and results are JSON (RQ's JSONSerializer); every job carries a Retry.
 """
@@ -18,6 +19,7 @@ from asana_hooks.queueing import Delivery
 from workers import runtime, sinks
 from workers.flush import flush
 from workers.intake import take_delivery
+from workers.watch_job import reconcile_now
 
 
 def _job_id() -> str:
@@ -32,6 +34,10 @@ def process_delivery(**kwargs: Any) -> dict[str, Any]:
 
 def flush_due(reason: str = "") -> dict[str, Any]:
     return flush(runtime.current(), job_id=_job_id()).to_dict()
+
+
+def reconcile_watch(watch_id: str) -> str:
+    return reconcile_now(runtime.current(), watch_id, owner=_job_id())
 
 
 def run_handler(spec: str, change: dict[str, Any]) -> None:

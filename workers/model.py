@@ -163,9 +163,12 @@ class Fetched:
     data: dict[str, Any] | None = None
 
 
-def build_change(batch: ClosedBatch, fetched: Fetched) -> dict[str, Any]:
-    """The stream entry for one closed batch (DESIGN.md §2 "Output")."""
-    return {
+def build_change(
+    batch: ClosedBatch, fetched: Fetched, *, watch: str | None = None
+) -> dict[str, Any]:
+    """The stream entry for one closed batch (DESIGN.md §2 "Output"), with ``watch`` when the
+    webhook that brought it belongs to one (§6.2)."""
+    change = {
         "resource": {"gid": batch.gid, "resource_type": batch.resource_type},
         "parent": batch.parent or _parent_from_data(batch.resource_type, fetched.data),
         "status": fetched.status,
@@ -178,6 +181,9 @@ def build_change(batch: ClosedBatch, fetched: Fetched) -> dict[str, Any]:
         "webhook_gid": batch.webhook_gid,
         "data": fetched.data,
     }
+    if watch:
+        change["watch"] = watch
+    return change
 
 
 _PARENT_FIELD = {"story": "target", "task": "parent", "section": "project", "attachment": "parent"}

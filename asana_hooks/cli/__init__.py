@@ -17,6 +17,7 @@ from asana_hooks.cli.encryption_keys import keys
 from asana_hooks.cli.failed import failed
 from asana_hooks.cli.processes import dev, poll, serve, worker
 from asana_hooks.cli.quarantine import quarantine
+from asana_hooks.cli.watch import watch
 from asana_hooks.cli.webhooks import webhooks
 from asana_hooks.redis_conn import unreachable_message
 from asana_hooks.settings import SettingsError
@@ -27,7 +28,7 @@ def cli() -> None:
     """Receive Asana webhooks: every change, once, with the fresh resource attached."""
 
 
-for command in (serve, worker, poll, dev, webhooks, keys, failed, quarantine):
+for command in (serve, worker, poll, dev, webhooks, watch, keys, failed, quarantine):
     cli.add_command(command)
 
 

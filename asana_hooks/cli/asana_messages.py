@@ -34,10 +34,6 @@ PAT_HELP = (
 )
 
 
-def is_duplicate(exc: AsanaError) -> bool:
-    return isinstance(exc, Forbidden) and "duplicated webhook" in exc.message.lower()
-
-
 def asana_failure(exc: AsanaError, *, doing: str) -> Failure:
     """The Failure to raise when Asana refused ``doing`` (e.g. 'creating the webhook')."""
     if isinstance(exc, BadToken):

@@ -17,14 +17,10 @@ import httpx
 import redis
 
 from asana_hooks import keys
+from asana_hooks.adoption import adopt, find_webhook
 from asana_hooks.asana_client import AsanaClient
-from asana_hooks.asana_errors import AsanaError, NotFound
-from asana_hooks.cli.asana_messages import (
-    NGROK_HELP,
-    asana_failure,
-    is_duplicate,
-    unreachable_target,
-)
+from asana_hooks.asana_errors import AsanaError, NotFound, is_duplicate
+from asana_hooks.cli.asana_messages import NGROK_HELP, asana_failure, unreachable_target
 from asana_hooks.cli.context import EXIT_ASANA, EXIT_CONFIG, Failure
 from asana_hooks.registration import SecretMismatch, register, target_url
 from asana_hooks.registry import Registration, Registry
@@ -127,7 +123,10 @@ def _adopt_duplicate(
 ) -> Registration:
     """Asana has a webhook on this resource and target already: use it if it is ours."""
     url = target_url(public_url, previous.target_id)
-    webhook = _find_at_asana(client, previous.resource_gid, url)
+    try:
+        webhook = find_webhook(client, previous.resource_gid, url)
+    except AsanaError as exc:
+        raise asana_failure(exc, doing="looking for the existing webhook") from None
     if webhook is None or not previous.has_secret:
         where = f" (webhook {webhook.get('gid')})" if webhook else ""
         raise Failure(
@@ -136,25 +135,7 @@ def _adopt_duplicate(
             "delete GID` and run create again",
             EXIT_ASANA,
         )
-    gid = str(webhook["gid"])
-    registry.replace_webhook(previous.target_id, old_gid=previous.webhook_gid, new_gid=gid)
-    registry.set_state(previous.target_id, "active")
-    registry.store_asana_status(previous.target_id, webhook)
-    return registry.get(previous.target_id) or previous
-
-
-def _find_at_asana(client: AsanaClient, resource_gid: str, url: str) -> dict[str, Any] | None:
-    """GET /webhooks needs a workspace: look in each workspace the token's user belongs to."""
-    try:
-        me = client.get("/users/me", {"opt_fields": "workspaces"}).get("data") or {}
-        for workspace in me.get("workspaces") or []:
-            params = {"workspace": str(workspace["gid"]), "resource": resource_gid}
-            for webhook in client.paginate("/webhooks", params):
-                if webhook.get("target") == url:
-                    return dict(webhook)
-    except AsanaError as exc:
-        raise asana_failure(exc, doing="looking for the existing webhook") from None
-    return None
+    return adopt(registry, previous, webhook)
 
 
 def _restore(connection: redis.Redis, target_id: str, saved: dict[Any, Any]) -> None:

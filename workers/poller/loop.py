@@ -37,6 +37,7 @@ from workers.poller.plan import (
 )
 from workers.poller.resync import resync
 from workers.poller.store import DEFAULT_LOCK_TTL_MS, LockLost, PollLock, PollStore, new_owner_id
+from workers.poller.watches import WatchCare
 from workers.poller.webhooks import WebhookCare
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,21 @@ class Poller:
         self._webhooks = WebhookCare(
             settings, client, self._registry, clock=self.clock, can_recreate=box is not None
         )
+        self._watches = WatchCare(
+            settings,
+            client,
+            self._registry,
+            owner=self.owner,
+            clock=self.clock,
+            can_create=box is not None,
+            due_fraction=DUE_FRACTION,
+        )
 
     # One pass -----------------------------------------------------------------------------
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
+        report.watches = self._watches.cycle(force=self.force)
         for subscription in subscriptions(self._registry.all()):
             report.resources += 1
             self._visit(subscription, report)

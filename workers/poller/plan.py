@@ -38,6 +38,7 @@ _STATE_RANK = {"active": 0, "failing": 1, "lost": 2}
 class CycleReport:
     """What one pass did, for the log line that closes it."""
 
+    watches: int = 0
     resources: int = 0
     polled: int = 0
     busy: int = 0

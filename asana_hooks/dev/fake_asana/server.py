@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from .ratelimit import RateLimiter
 from .records import CallRecord, DeliveryRecord, Knobs
 from .render import Renderer
 from .timing import Timing
+from .util import iso_now
 from .webhooks import Webhook
 from .world import World
 
@@ -251,6 +253,33 @@ class FakeAsana:
         """Accept another bearer token (rate limits are per token)."""
         with self.lock:
             self.tokens.add(token)
+
+    def hold_webhooks(self, count: int, *, resource: str, token: str | None = None) -> list[str]:
+        """``count`` webhooks on ``resource`` made earlier by this app and user for some other
+        receiver: they take room under Asana's caps and list in ``GET /webhooks``, but never
+        deliver (no heartbeat is ever due, their target is a closed local port)."""
+        with self.lock:
+            entity = self.world.get(resource)
+            if entity is None:
+                raise KeyError(resource)
+            gids = []
+            for _ in range(count):
+                webhook = Webhook(
+                    gid=self.world.new_gid(),
+                    resource_gid=resource,
+                    resource_type=entity.resource_type,
+                    resource_name=entity.name,
+                    target="https://127.0.0.1:9/elsewhere",
+                    secret="held",  # noqa: S106 - never used: it never delivers
+                    filters=[],
+                    token=token or self.token,
+                    created_at=iso_now(),
+                    workspace=self.world.workspace_of(resource),
+                    next_heartbeat_at=math.inf,
+                )
+                self.engine.webhooks[webhook.gid] = webhook
+                gids.append(webhook.gid)
+            return gids
 
     def wait_idle(self, timeout: float = 5.0) -> None:
         """Block until no delivery is buffered, queued, retrying or in flight."""
