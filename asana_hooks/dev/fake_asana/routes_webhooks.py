@@ -127,7 +127,7 @@ class WebhookRoutes:
         resource = request.query.get("resource")
         with self.ctx.world.lock:
             items = [
-                self._answer(request, w, compact=True)
+                self._answer(request, w)
                 for w in self.ctx.engine.webhooks.values()
                 if w.workspace == workspace
                 and w.token == request.token
