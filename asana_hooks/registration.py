@@ -6,6 +6,10 @@ API sync token first (asana_hooks.subscription), so every change from the webhoo
 second is recoverable; open the handshake window; ask Asana, which calls our receiver before
 it answers 201; then compare the secret in Asana's 201 body with the one the receiver stored,
 and undo everything on a mismatch.
+
+A team, workspace or portfolio has no Events API stream: no token is taken for it. A caller
+that knows the resource's type says so (``resource_type``: the poller's re-creation, `webhooks
+create --resource-type`); Asana's 201 names it too and wins when it does.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from asana_hooks.registry import Registration, Registry, new_target_id
 from asana_hooks.subscription import (
     RESYNC_MARGIN,
     drop_taken_token,
+    has_event_stream,
     last_good_poll,
     open_subscription,
     resync_from,
@@ -45,15 +50,21 @@ def register(
     filters: list[dict[str, Any]],
     target_id: str | None = None,
     replace_secret: bool = False,
+    resource_type: str = "",
 ) -> Registration:
-    """Create the webhook at Asana for a new target, or again for an existing one."""
+    """Create the webhook at Asana for a new target, or again for an existing one.
+
+    ``resource_type``: the resource's type when the caller knows it (``""`` when not); a
+    ``team``, ``workspace`` or ``portfolio`` gets no Events API subscription."""
     is_new = target_id is None
     previous = None if target_id is None else registry.get(target_id)
     since = None
     if previous is not None:  # a gap since the old webhook's coverage, if the token is gone
         last_good = last_good_poll(registry.connection, resource_gid)
         since = resync_from([previous.created_at], last_good, margin=RESYNC_MARGIN)
-    _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
+    taken = None
+    if has_event_stream(resource_type):
+        _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
     target_id = target_id or new_target_id()
     url = target_url(public_url, target_id)
     registry.begin(
@@ -93,7 +104,7 @@ def register(
     resource = webhook.get("resource") or {}
     registry.describe_resource(
         target_id,
-        resource_type=str(resource.get("resource_type", "")),
+        resource_type=str(resource.get("resource_type") or resource_type),
         resource_name=str(resource.get("name", "")),
         created_at=str(webhook.get("created_at") or ""),
     )
