@@ -2,7 +2,8 @@
 
 Why our own small httpx client instead of the official SDK: every request must first pass
 the budget shared in Redis by all processes (``ratelimit.Budget``); a 429 must pause every
-process for its ``Retry-After``; a 401 must stop everyone; and the 201 answer to
+process for its ``Retry-After``; a 401 must stop everyone; the poller's requests must give
+way to the workers' (``lane``: ``ratelimit``'s two lanes); and the 201 answer to
 ``POST /webhooks`` carries ``X-Hook-Secret`` beside ``data``, which the SDK drops unless asked.
 The SDK also hides sync tokens in its event iterator (python-asana #199, #200). Here every
 method returns Asana's full decoded JSON body and errors are ``asana_errors`` exceptions.
@@ -31,7 +32,7 @@ from asana_hooks.asana_errors import (
     RateLimited,
     error_for,
 )
-from asana_hooks.ratelimit import Budget
+from asana_hooks.ratelimit import Budget, Lane
 from asana_hooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,16 @@ class AsanaClient:
         *,
         timeout: float = 30.0,
         max_wait: float = 30.0,
+        lane: Lane = "fresh",
     ) -> None:
+        """``lane``: ``fresh`` for work someone waits for (workers, CLI), ``background`` for
+        the poller's, which only uses what fresh work leaves (``ratelimit``)."""
         token = settings.require_token()
         self.budget = Budget(
-            connection, settings.rate_limit_per_minute, settings.max_concurrent_reads
+            connection,
+            settings.rate_limit_per_minute,
+            settings.max_concurrent_reads,
+            lane=lane,
         )
         self.max_wait = max_wait
         self._redis = connection

@@ -153,6 +153,15 @@ API_BUDGET = PREFIX + "api:budget"
 API_READS = PREFIX + "api:reads"
 """Sorted set of in-flight reads with their expiry (trimmed on every call)."""
 
+API_FRESH_WAITING = PREFIX + "api:fresh-waiting"
+"""Sorted set of fresh-lane requests refused for room, with when they stop counting (their
+next try plus a grace; trimmed on every background call, TTL as long as the latest): while
+it holds anyone, background requests yield (ratelimit)."""
+
+USER_WORKSPACES = PREFIX + "user-workspaces"
+"""String with a 1 h TTL: JSON list of the gids of the workspaces the token's user belongs
+to (``GET /users/me``), which the poller lists webhooks in (workers.poller.listing)."""
+
 API_PAUSED_UNTIL = PREFIX + "api:paused-until"
 """String with a TTL: no call to Asana before this time (set by a 429's Retry-After)."""
 

@@ -11,6 +11,29 @@ and the CLI see the same window, the same 429 pause and the same in-flight reads
 - A pause (``keys.API_PAUSED_UNTIL``): after a 429 nobody sends anything until its
   ``Retry-After`` has passed.
 - A rejected token (``keys.API_TOKEN_REJECTED``): after a 401 nobody calls at all.
+
+Two lanes share that budget. ``fresh`` is the work someone waits for: rehydrating a change
+the workers batched, and the CLI. ``background`` is the poller (Events API polls, webhook
+listings, resyncs) and later watch reconciliation: it catches what webhooks missed and may
+run late by seconds, but must never make a change's rehydration wait. So a background request
+gets only what fresh work leaves:
+
+- it yields while any fresh request waits for room (sorted set ``keys.API_FRESH_WAITING``,
+  kept by the same Lua script: a refused fresh request is in it until it is granted, or
+  until a grace after the moment it meant to ask again, so a caller that died stops
+  counting within a second);
+- it never takes the last ``window_reserve`` slots of the minute (10 %: 150 of Asana's
+  1,500, 15 of the free 150) nor the last ``reads_reserve`` concurrent-read slots (10 of
+  Asana's 50). The waiting set alone would only help a fresh request that already waits;
+  the reserve means one arriving while the poller is busy finds room at once. 10 % of the
+  minute is fifteen full ``/batch`` rehydrations on a paid token, more than a keystroke
+  burst's batches take; a fifth of the read slots covers the flush jobs of several workers
+  at once, while the poller (one or two processes, one request in flight each) never needs
+  more than the other forty.
+
+With both rules a fresh request waits behind background work at most as long as a background
+request already in flight takes (it holds its read slot until it returns): the time one
+poll takes. Fresh requests may use the whole budget, reserve included.
 """
 
 from __future__ import annotations
@@ -21,6 +44,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import redis
 
@@ -41,6 +65,26 @@ READ_SLOT_POLL_SECONDS = 0.02
 TOKEN_REJECTED_TTL_SECONDS = 600
 """After a 401, nobody calls Asana for ten minutes (or until the flag is cleared)."""
 
+BACKGROUND_YIELD_SECONDS = 0.02
+"""How long a background request waits before asking again after yielding to fresh work."""
+
+FRESH_WAITING_GRACE_MS = 1_000
+"""A refused fresh request counts as waiting until this long after it meant to ask again."""
+
+Lane = Literal["fresh", "background"]
+LANES: tuple[Lane, ...] = ("fresh", "background")
+
+
+def window_reserve(per_minute: int) -> int:
+    """Slots of the minute a background request never takes: 10 % (see the module docstring)."""
+    return per_minute // 10
+
+
+def reads_reserve(max_concurrent_reads: int) -> int:
+    """Read slots a background request never takes: a fifth, 10 of Asana's 50."""
+    return max_concurrent_reads // 5
+
+
 _ACQUIRE = lua.load(__file__, "budget_acquire")
 _PAUSE = lua.load(__file__, "budget_pause")
 _PAUSED_UNTIL = lua.load(__file__, "budget_paused_until")
@@ -58,16 +102,27 @@ class Grant:
 
 
 class Budget:
-    """``with budget.acquire(): send one request``: the shared per-minute and read budget."""
+    """``with budget.acquire(): send one request``: the shared per-minute and read budget,
+    drawn from in one ``lane`` (``fresh`` or ``background``, see the module docstring)."""
 
     def __init__(
-        self, connection: redis.Redis, per_minute: int, max_concurrent_reads: int = 50
+        self,
+        connection: redis.Redis,
+        per_minute: int,
+        max_concurrent_reads: int = 50,
+        *,
+        lane: Lane = "fresh",
     ) -> None:
         if per_minute < 1 or max_concurrent_reads < 1:
             raise ValueError("per_minute and max_concurrent_reads must be at least 1")
+        if lane not in LANES:
+            raise ValueError(f"lane must be one of {', '.join(LANES)}, got {lane!r}")
         self._redis = connection
         self.per_minute = per_minute
         self.max_concurrent_reads = max_concurrent_reads
+        self.lane: Lane = lane
+        self.window_reserve = window_reserve(per_minute)
+        self.reads_reserve = reads_reserve(max_concurrent_reads)
         self._acquire = connection.register_script(_ACQUIRE)
         self._pause = connection.register_script(_PAUSE)
         self._paused_until = connection.register_script(_PAUSED_UNTIL)
@@ -83,8 +138,9 @@ class Budget:
 
     def take(self, n: int = 1, *, read: bool = True, max_wait: float = 30.0) -> Grant:
         """Like ``acquire`` without the context manager; call ``release`` when done."""
-        if n < 1 or n > self.per_minute:
-            raise ValueError(f"n must be between 1 and {self.per_minute}, got {n}")
+        most = self.per_minute - (self.window_reserve if self.lane == "background" else 0)
+        if n < 1 or n > most:
+            raise ValueError(f"n must be between 1 and {most} in lane {self.lane}, got {n}")
         started = time.monotonic()
         token = secrets.token_hex(8)
         paused_once = False
@@ -95,6 +151,7 @@ class Budget:
                     keys.API_READS,
                     keys.API_PAUSED_UNTIL,
                     keys.API_TOKEN_REJECTED,
+                    keys.API_FRESH_WAITING,
                 ],
                 args=[
                     n,
@@ -104,6 +161,10 @@ class Budget:
                     token,
                     WINDOW_MS,
                     READ_LEASE_MS,
+                    self.lane,
+                    self.window_reserve,
+                    self.reads_reserve,
+                    FRESH_WAITING_GRACE_MS,
                 ],
             )
             code = int(code)
@@ -115,7 +176,9 @@ class Budget:
                     "and restart, or wait for the flag to expire",
                     status=401,
                 )
-            wait = int(value) / 1000 if code != 3 else READ_SLOT_POLL_SECONDS
+            wait = {3: READ_SLOT_POLL_SECONDS, 5: BACKGROUND_YIELD_SECONDS}.get(
+                code, int(value) / 1000
+            )
             if code == 1 and not paused_once:
                 paused_once = True
                 self._redis.hincrby(keys.STATS, "rate_limit_waits", 1)
@@ -125,10 +188,13 @@ class Budget:
                     1: "paused after a 429",
                     2: "per-minute budget used",
                     3: "read slots busy",
+                    5: "yielding to fresh requests",
                 }
+                if self.lane == "fresh":
+                    self._redis.zrem(keys.API_FRESH_WAITING, token)
                 raise BudgetExhausted(
                     f"no room in the shared Asana budget within {max_wait:g} s "
-                    f"({reason[code]}; {wait:.1f} s to go)"
+                    f"({self.lane} lane, {reason[code]}; {wait:.1f} s to go)"
                 )
             time.sleep(wait)
 

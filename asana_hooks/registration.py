@@ -6,6 +6,10 @@ API sync token first (asana_hooks.subscription), so every change from the webhoo
 second is recoverable; open the handshake window; ask Asana, which calls our receiver before
 it answers 201; then compare the secret in Asana's 201 body with the one the receiver stored,
 and undo everything on a mismatch.
+
+A team, workspace or portfolio has no Events API stream: no token is taken for it. A caller
+that knows the resource's type says so (``resource_type``: the poller's re-creation, `webhooks
+create --resource-type`); Asana's 201 names it too and wins when it does.
 """
 
 from __future__ import annotations
@@ -21,16 +25,13 @@ from asana_hooks.registry import Registration, Registry, new_target_id
 from asana_hooks.subscription import (
     RESYNC_MARGIN,
     drop_taken_token,
+    has_event_stream,
     last_good_poll,
     open_subscription,
     resync_from,
 )
 
 log = logging.getLogger(__name__)
-
-NO_EVENT_STREAM = frozenset({"team", "workspace", "portfolio"})
-"""Asana's Events API streams only tasks, projects and goals (and higher-level webhooks get
-no task or story events anyway): nothing to subscribe to for these."""
 
 
 class SecretMismatch(HooksError):
@@ -68,7 +69,7 @@ def register(
     if resync_since is not None:
         since = min(since, resync_since) if since is not None else resync_since
     taken = None
-    if resource_type not in NO_EVENT_STREAM:
+    if has_event_stream(resource_type):
         _, taken = open_subscription(client, registry.connection, resource_gid, resync_since=since)
     target_id = target_id or new_target_id()
     url = target_url(public_url, target_id)

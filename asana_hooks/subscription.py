@@ -13,6 +13,11 @@ creation goes on: the poller finds the resource without a token and resyncs it f
 ``resync_from`` (the later of the registration's creation and the last good poll), never from
 a fresh token alone. A re-registration that finds no token records that moment as
 ``resync_since`` itself, since the registration's ``created_at`` is about to be replaced.
+
+Only tasks, projects and goals have an Events API stream (asana-events-api spec, ``resource``
+of ``GET /events``); a team, workspace or portfolio has none (``has_event_stream``): its
+webhook gets no subscription, no poll and no resync, only the health check. Its projects are
+followed one by one (a watch, DESIGN.md §6.2).
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ RESYNC_MARGIN = timedelta(seconds=60)
 """A resync crawls from this long before the moment it must cover: clock skew with Asana."""
 
 Opened = Literal["kept", "taken", "failed"]
+
+NO_EVENT_STREAM_TYPES = frozenset({"team", "workspace", "portfolio"})
+"""Resource types Asana streams no events for: never asked ``GET /events``."""
+
+
+def has_event_stream(resource_type: str) -> bool:
+    """Whether ``GET /events`` may be asked about a resource of this type (an unknown type,
+    from a registration that predates the type being stored, is assumed to have one)."""
+    return resource_type not in NO_EVENT_STREAM_TYPES
+
 
 # KEYS: sync token. ARGV: token. Deletes the token only while it is still this one.
 _DROP_IF_OURS = """

@@ -61,11 +61,12 @@ class Stage:
         )
 
     def poller(self, **options: Any) -> Poller:
-        """A poller with its own Redis connection and API client, as a process would have."""
+        """A poller with its own Redis connection and API client (background lane), as a
+        process would have."""
         settings = options.pop("settings", self.settings)
         connection = connect(settings.redis_url, socket_timeout=5.0)
         self.cleanup.callback(connection.close)
-        client = self.cleanup.enter_context(AsanaClient(settings, connection))
+        client = self.cleanup.enter_context(AsanaClient(settings, connection, lane="background"))
         return Poller(settings, connection, client, **options)
 
     def changes(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The shared API budget, against the real Redis fixture."""
+"""The shared API budget and its two lanes, against the real Redis fixture."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import redis
 
 from asana_hooks import keys
 from asana_hooks.asana_errors import BadToken, BudgetExhausted
-from asana_hooks.ratelimit import Budget
+from asana_hooks.ratelimit import Budget, Grant
+from tests.helpers import wait_for
 
 
 class TestWindow:
@@ -130,3 +131,122 @@ class TestRejectedToken:
         budget.clear_token_rejected()
         with budget.acquire():
             pass
+
+
+def lanes(connection: redis.Redis, *, reads: int) -> tuple[Budget, Budget]:
+    """A background and a fresh budget on one Redis, with room in the window."""
+    return (
+        Budget(connection, per_minute=1000, max_concurrent_reads=reads, lane="background"),
+        Budget(connection, per_minute=1000, max_concurrent_reads=reads),
+    )
+
+
+def fill_reads(budget: Budget, count: int) -> list[Grant]:
+    return [budget.take(max_wait=1) for _ in range(count)]
+
+
+class TestLanes:
+    """Background requests (the poller) only use what fresh ones (rehydration, CLI) leave."""
+
+    def test_background_never_takes_the_reserve(self, redis_client: redis.Redis) -> None:
+        """10 % of the minute and a fifth of the read slots stay for fresh requests."""
+        background = Budget(redis_client, per_minute=10, lane="background")
+        fresh = Budget(redis_client, per_minute=10)
+        for _ in range(9):
+            background.take(read=False, max_wait=0.1)
+        with pytest.raises(BudgetExhausted, match="background lane, per-minute"):
+            background.take(read=False, max_wait=0.1)
+        fresh.take(read=False, max_wait=0.1)
+        assert fresh.used() == 10
+
+    def test_background_leaves_read_slots(self, redis_client: redis.Redis) -> None:
+        """With 10 read slots, background holds at most 8; fresh still gets the other two."""
+        background = Budget(
+            redis_client, per_minute=1000, max_concurrent_reads=10, lane="background"
+        )
+        fresh = Budget(redis_client, per_minute=1000, max_concurrent_reads=10)
+        fill_reads(background, 8)
+        with pytest.raises(BudgetExhausted, match="read slots busy"):
+            background.take(max_wait=0.1)
+        fill_reads(fresh, 2)
+        assert fresh.reads_in_flight() == 10
+
+    def test_a_waiting_fresh_request_goes_before_waiting_background_ones(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """Every read slot taken; three background reads wait, then one fresh read. When the
+        slots free up, the fresh one is granted first."""
+        background = Budget(
+            redis_client, per_minute=1000, max_concurrent_reads=10, lane="background"
+        )
+        fresh = Budget(redis_client, per_minute=1000, max_concurrent_reads=10)
+        held = fill_reads(background, 8)
+        fill_reads(fresh, 2)
+        order: list[str] = []
+        lock = threading.Lock()
+
+        def read(budget: Budget, name: str) -> None:
+            grant = budget.take(max_wait=20)
+            with lock:
+                order.append(name)
+            budget.release(grant)
+
+        waiting = [
+            threading.Thread(target=read, args=(background, f"background-{n}")) for n in range(3)
+        ]
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.2)
+        waiting.append(threading.Thread(target=read, args=(fresh, "fresh")))
+        waiting[-1].start()
+        wait_for(lambda: redis_client.zcard(keys.API_FRESH_WAITING) == 1, timeout=10)
+        assert order == []
+        for grant in held:
+            background.release(grant)
+        for thread in waiting:
+            thread.join(20)
+        assert sorted(order) == ["background-0", "background-1", "background-2", "fresh"]
+        assert order[0] == "fresh"
+        assert redis_client.zcard(keys.API_FRESH_WAITING) == 0
+
+    def test_background_yields_while_fresh_waits_for_anything(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """A fresh read waits for a slot: a background write, though the window has room,
+        waits too, and goes once the fresh read is granted."""
+        background = Budget(
+            redis_client, per_minute=1000, max_concurrent_reads=5, lane="background"
+        )
+        fresh = Budget(redis_client, per_minute=1000, max_concurrent_reads=5)
+        held = fill_reads(fresh, 5)
+        granted = threading.Event()
+
+        def fresh_read() -> None:
+            fresh.take(max_wait=20)
+            granted.set()
+
+        thread = threading.Thread(target=fresh_read)
+        thread.start()
+        wait_for(lambda: redis_client.zcard(keys.API_FRESH_WAITING) == 1, timeout=10)
+        with pytest.raises(BudgetExhausted, match="yielding to fresh requests"):
+            background.take(read=False, max_wait=0.2)
+        fresh.release(held[0])
+        thread.join(20)
+        assert granted.is_set()
+        assert background.take(read=False, max_wait=1).waited < 1
+
+    def test_a_fresh_request_that_gives_up_stops_counting(self, redis_client: redis.Redis) -> None:
+        """A fresh request that ran out of patience no longer holds background back."""
+        fresh = Budget(redis_client, per_minute=1000, max_concurrent_reads=5)
+        fill_reads(fresh, 5)
+        with pytest.raises(BudgetExhausted):
+            fresh.take(max_wait=0.1)
+        assert redis_client.zcard(keys.API_FRESH_WAITING) == 0
+        background = Budget(
+            redis_client, per_minute=1000, max_concurrent_reads=5, lane="background"
+        )
+        background.take(read=False, max_wait=0.1)
+
+    def test_the_lane_is_checked(self, redis_client: redis.Redis) -> None:
+        with pytest.raises(ValueError, match="lane"):
+            Budget(redis_client, per_minute=10, lane="urgent")  # type: ignore[arg-type]

@@ -64,6 +64,7 @@ def create(
     resource_gid: str,
     public_url: str,
     filters: list[dict[str, Any]],
+    resource_type: str = "",
 ) -> Created:
     previous = _reusable(registry, resource_gid)
     if previous is not None and previous.webhook_gid and previous.state != "lost":
@@ -81,6 +82,7 @@ def create(
             filters=filters,
             target_id=target_id,
             replace_secret=previous is not None and previous.has_secret,
+            resource_type=resource_type,
         )
     except AsanaError as exc:
         if target_id:

@@ -69,6 +69,7 @@ def create_command(
             resource_gid=resource_gid,
             public_url=public_url,
             filters=filters,
+            resource_type=resource_type or "",
         )
     registration = outcome.registration
     if as_json:

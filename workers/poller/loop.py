@@ -1,9 +1,12 @@
 """One poll process's passes over every followed resource. I/O edge (Asana, Redis, RQ).
 
 ``Poller.run_cycle`` visits each resource a registered webhook watches, under its lock
-(``workers.poller.store``): the webhooks' care (``workers.poller.webhooks``), then the Events
-API from the stored sync token, then, after a 412 or without a token, a resync
-(``workers.poller.resync``). The package docstring (``workers.poller``) tells the whole story.
+(``workers.poller.store``): the webhooks' care (``workers.poller.webhooks``), judged from the
+cycle's one listing of Asana's webhooks (``workers.poller.listing``, taken before the first
+due resource is locked and never under a lock), then the Events API from the stored sync
+token, then, after a 412 or without a token, a resync (``workers.poller.resync``). A team,
+workspace or portfolio has no Events API stream: its webhooks get the care alone. The
+package docstring (``workers.poller``) tells the whole story.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 from asana_hooks.subscription import RESYNC_MARGIN
+from workers.poller.listing import Listing, list_webhooks
 from workers.poller.plan import (
     CycleReport,
     Subscription,
@@ -90,19 +94,30 @@ class Poller:
             can_create=box is not None,
             due_fraction=DUE_FRACTION,
         )
+        self._listing: Listing | None = None
 
     # One pass -----------------------------------------------------------------------------
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
         report.watches = self._watches.cycle(force=self.force)
-        for subscription in subscriptions(self._registry.all()):
-            report.resources += 1
-            self._visit(subscription, report)
+        self._listing = None
+        try:
+            for subscription in subscriptions(self._registry.all()):
+                report.resources += 1
+                self._visit(subscription, report)
+        finally:
+            self._listing = None
         return report
 
     def _visit(self, subscription: Subscription, report: CycleReport) -> None:
         gid = subscription.resource_gid
+        if (
+            self._listing is None
+            and subscription.watched
+            and (self.force or self._due(gid, self.clock()))
+        ):
+            self._listing = list_webhooks(self._client, self._redis)
         lock = PollLock(self._redis, gid, owner=self.owner, ttl_ms=self.lock_ttl_ms)
         if not lock.acquire():
             report.busy += 1
@@ -124,6 +139,9 @@ class Poller:
             if lead is None:
                 if not subscription.watched:
                     self._store.forget(gid)
+                return
+            if not subscription.streams_events:
+                report.health_only += 1
                 return
             report.polled += 1
             self._poll(subscription, lead, lock, started=started, report=report)
@@ -273,7 +291,7 @@ class Poller:
     def _check_health(self, subscription: Subscription) -> Subscription:
         """Care for every webhook of this resource; return the subscription as it now stands."""
         for registration in subscription.watched:
-            self._webhooks.check(registration)
+            self._webhooks.check(registration, self._listing)
         return self._reread(subscription)
 
     def _reread(self, subscription: Subscription) -> Subscription:

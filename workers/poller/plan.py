@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from asana_hooks.events import RESYNC_MARKER, format_timestamp, parse_timestamp
 from asana_hooks.queueing import Delivery
 from asana_hooks.registry import Registration
-from asana_hooks.subscription import resync_from
+from asana_hooks.subscription import has_event_stream, resync_from
 
 POLLED_STATES = frozenset({"active", "failing", "lost"})
 """Registrations whose resource the poller follows; pending ones have no webhook yet."""
@@ -46,6 +46,8 @@ class CycleReport:
     events: int = 0
     resyncs: int = 0
     errors: int = 0
+    health_only: int = 0
+    """Resources with no Events API stream (teams, workspaces, portfolios): health alone."""
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
@@ -66,6 +68,12 @@ class Subscription:
     @property
     def watched(self) -> tuple[Registration, ...]:
         return tuple(r for r in self.registrations if r.state in WATCHED_STATES and r.webhook_gid)
+
+    @property
+    def streams_events(self) -> bool:
+        """Whether Asana keeps an Events API stream for this resource (tasks, projects, goals;
+        never a team, workspace or portfolio): only then is it polled and resynced."""
+        return has_event_stream(self.resource_type)
 
     @property
     def lead(self) -> Registration | None:

@@ -1,11 +1,15 @@
 """The poller's care of each webhook: its health, and a new one for a webhook Asana deleted.
 I/O edge (Asana API, Redis).
 
-Each cycle, under the resource's lock, every watched webhook is checked at Asana
-(``asana_hooks.health_check``: its state moves to ``failing`` / ``active`` / ``lost`` /
-``deleted``), and a ``lost`` one is re-created on the same target when ``HOOKS_AUTO_RECREATE``
-is on: ``register`` takes the sync token first when it was lost too, and marks the gap for a
-resync (``asana_hooks.subscription``), so the time without a webhook is covered.
+Each cycle, under the resource's lock, every watched webhook is judged from Asana's object for
+it (``asana_hooks.health_check``: its state moves to ``failing`` / ``active`` / ``lost`` /
+``deleted``). The object comes from the cycle's listing (``workers.poller.listing``); one
+missing from it is asked for with ``GET /webhooks/{gid}`` before it is called lost, since it may
+have been created after the listing was taken, except one already ``lost`` (nobody creates a
+webhook under a lost gid, so its absence says nothing new). A ``lost`` one is re-created on
+the same target when ``HOOKS_AUTO_RECREATE`` is on: ``register`` takes the sync token first
+when it was lost too, and marks the gap for a resync (``asana_hooks.subscription``), so the
+time without a webhook is covered.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from datetime import datetime
 
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError
-from asana_hooks.health_check import check_webhook
+from asana_hooks.health import Verdict
+from asana_hooks.health_check import check_webhook, record_verdict
 from asana_hooks.registration import SecretMismatch, register
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.settings import Settings
+from workers.poller.listing import Listing
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +50,17 @@ class WebhookCare:
         self._clock = clock
         self._can_recreate = can_recreate
 
-    def check(self, registration: Registration) -> None:
-        """Judge the webhook by Asana's answer; say what changed; re-create it if lost."""
+    def check(self, registration: Registration, listing: Listing | None = None) -> None:
+        """Judge the webhook by Asana's object for it (from ``listing``, else its own GET); say
+        what changed; re-create it if lost."""
         webhook_gid = registration.webhook_gid
         try:
-            verdict = check_webhook(
-                self._client,
-                self._registry,
-                registration,
-                now=self._clock(),
-                heartbeat_timeout=self._settings.heartbeat_timeout_seconds,
-            )
+            verdict = self._judge(registration, listing)
         except AsanaError as exc:
             log.warning("health.unknown webhook=%s error=%r: %s", webhook_gid, exc, exc)
+            return
+        if verdict is None:
+            log.debug("health.unknown webhook=%s: missing from an incomplete listing", webhook_gid)
             return
         where = (
             f"webhook={webhook_gid} resource={registration.resource_gid} "
@@ -72,6 +76,29 @@ class WebhookCare:
             )
         elif verdict.level == logging.INFO:
             log.info("webhook.recovered %s: Asana delivers again", where)
+
+    def _judge(self, registration: Registration, listing: Listing | None) -> Verdict | None:
+        """The verdict on Asana's object, or None when this cycle cannot tell."""
+        now = self._clock()
+        timeout = self._settings.heartbeat_timeout_seconds
+        gid = registration.webhook_gid or ""
+        found = None
+        if listing is not None:
+            how, found = listing.lookup(gid)
+            if how == "unknown":
+                return None
+            if how == "ask" and registration.state == "lost" and gid not in listing.webhooks:
+                return record_verdict(
+                    self._registry, registration, None, now=now, heartbeat_timeout=timeout
+                )
+        return check_webhook(
+            self._client,
+            self._registry,
+            registration,
+            now=now,
+            heartbeat_timeout=timeout,
+            found=found,
+        )
 
     def _recreate(self, registration: Registration, where: str) -> None:
         if not self._settings.auto_recreate:
@@ -98,6 +125,7 @@ class WebhookCare:
                 filters=registration.filters,
                 target_id=registration.target_id,
                 replace_secret=True,
+                resource_type=registration.resource_type,
             )
         except (AsanaError, SecretMismatch) as exc:
             log.error("webhook.recreate_failed %s: %s; next cycle tries again", where, exc)
