@@ -110,7 +110,11 @@ def register(
     resource = webhook.get("resource") or {}
     registry.describe_resource(
         target_id,
-        resource_type=str(resource.get("resource_type") or resource_type),
+        resource_type=str(
+            resource.get("resource_type")
+            or resource_type
+            or _type_from_asana(client, webhook_gid)
+        ),
         resource_name=str(resource.get("name", "")),
         created_at=str(webhook.get("created_at") or ""),
     )
@@ -118,6 +122,18 @@ def register(
     if found is None:
         raise SecretMismatch(f"registration {target_id} vanished while it was being confirmed")
     return found
+
+
+def _type_from_asana(client: AsanaClient, webhook_gid: str) -> str:
+    """Asana's 201 shows the resource without its type (its documented example), but the
+    webhook's own record names it: one GET, only when no caller said which type it is."""
+    try:
+        body = client.get(f"/webhooks/{webhook_gid}", {"opt_fields": "resource.resource_type"})
+    except AsanaError as exc:
+        log.warning("webhook %s: its resource type could not be read: %s", webhook_gid, exc)
+        return ""
+    resource = (body.get("data") or {}).get("resource") or {}
+    return str(resource.get("resource_type") or "")
 
 
 def _drop(registry: Registry, resource_gid: str, token: str | None) -> None:

@@ -234,7 +234,7 @@ class TestNoEventStream:
         assert not [c for c in stage.fake.calls if c.path == "/events"]
 
     def test_the_type_in_asanas_answer_wins(self, stage: Stage) -> None:
-        """A caller that does not know the type: the 201 body names it and it is stored."""
+        """A caller that does not know the type: the webhook's record at Asana names it."""
         team = stage.fake.world.add_team(stage.workspace, "Platform")
         registration = register(
             stage.client,
