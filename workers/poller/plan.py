@@ -38,7 +38,6 @@ _STATE_RANK = {"active": 0, "failing": 1, "lost": 2}
 class CycleReport:
     """What one pass did, for the log line that closes it."""
 
-    watches: int = 0
     resources: int = 0
     polled: int = 0
     busy: int = 0
@@ -48,6 +47,8 @@ class CycleReport:
     errors: int = 0
     health_only: int = 0
     """Resources with no Events API stream (teams, workspaces, portfolios): health alone."""
+    watches: int = 0
+    """Watches reconciled (their scopes listed) in this pass."""
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
