@@ -32,15 +32,12 @@ import statistics
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asana_hooks import keys
-from asana_hooks.dev.redis_server import EmbeddedRedis
-from asana_hooks.secretbox import generate_key
 from tests.helpers import wait_for
-from tests.poller_stage import CLI, Stage, polling, running_stage
+from tests.poller_stage import CLI, Stage, fresh_system, polling
 
 DEFAULT_INTERVAL_SECONDS = 300.0
 
@@ -55,21 +52,6 @@ class Recovery:
     duplicates: int
     missing: int
     delays: list[float]
-
-
-@contextmanager
-def system(interval: float) -> Iterator[Stage]:
-    with EmbeddedRedis() as redis_server:
-        environ = {
-            "REDIS_URL": redis_server.url,
-            "HOOKS_ENCRYPTION_KEY": generate_key(),
-            "ASANA_ACCESS_TOKEN": "test-token",
-            "HOOKS_DEBOUNCE_SECONDS": "0.3",
-            "HOOKS_MAX_DELAY_SECONDS": "2",
-            "HOOKS_POLL_INTERVAL_SECONDS": str(interval),
-        }
-        with running_stage(environ) as stage:
-            yield stage
 
 
 def task_counts(stage: Stage, start: int) -> Counter[str]:
@@ -112,7 +94,7 @@ def measure(
     registered: bool = True,
 ) -> Recovery:
     """A fresh system; ``prepare`` makes the hole (drops, a lost token) before the renames."""
-    with system(interval) as stage:
+    with fresh_system(interval) as stage:
         stage.start_workers(2)
         project = stage.project()
         if registered:
@@ -188,7 +170,7 @@ def resync_412(stage: Stage, project: str) -> None:
 
 def requests_per_cycle(*, webhooks: int, cycles: int, events_per_cycle: int) -> float:
     """Poller API requests per webhook per cycle (health check + Events API pages)."""
-    with system(DEFAULT_INTERVAL_SECONDS) as stage:
+    with fresh_system(DEFAULT_INTERVAL_SECONDS) as stage:
         projects = [stage.project(f"P{n}") for n in range(webhooks)]
         for project in projects:
             stage.register(project)

@@ -34,38 +34,18 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
-from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.redis_conn import connect
-from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
 from tests.helpers import wait_for
-from tests.poller_stage import CLI, Stage, polling, running_stage
+from tests.poller_stage import CLI, Stage, fresh_system, polling
 from workers.poller.loop import Poller
 
 DEFAULT_INTERVAL_SECONDS = 300.0
 TIGHT_BUDGET = 400
 """Part 2's budget while a cycle runs: less than the cycle needs, so the lanes matter."""
-
-
-@contextmanager
-def system(interval: float = DEFAULT_INTERVAL_SECONDS, budget: int = 1500) -> Iterator[Stage]:
-    with EmbeddedRedis() as redis_server:
-        environ = {
-            "REDIS_URL": redis_server.url,
-            "HOOKS_ENCRYPTION_KEY": generate_key(),
-            "ASANA_ACCESS_TOKEN": "test-token",
-            "HOOKS_DEBOUNCE_SECONDS": "0.3",
-            "HOOKS_MAX_DELAY_SECONDS": "2",
-            "HOOKS_POLL_INTERVAL_SECONDS": str(interval),
-            "ASANA_RATE_LIMIT_PER_MINUTE": str(budget),
-        }
-        with running_stage(environ) as stage:
-            yield stage
 
 
 def cli(stage: Stage, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,7 +65,7 @@ def busiest_minute(started: list[float]) -> int:
 
 
 def subscribe(projects: int) -> dict[str, float]:
-    with system() as stage:
+    with fresh_system(DEFAULT_INTERVAL_SECONDS) as stage:
         team, _ = stage.fake.world.seed_team(stage.workspace, "Support", projects=projects)
         alone = [stage.project(f"Alone {n}") for n in range(20)]
         stage.fake.reset_records()
@@ -124,7 +104,7 @@ def poller_cost(projects: int) -> dict[str, float]:
     """Requests per cycle (with room in the budget), then a fresh rename's delay while a cycle
     runs under a budget too small for the cycle: the poller in the background lane, and in
     the fresh lane as before the lanes (the baseline)."""
-    with system(budget=100_000) as stage:
+    with fresh_system(DEFAULT_INTERVAL_SECONDS, budget=100_000) as stage:
         team, gids = stage.fake.world.seed_team(stage.workspace, "Support", projects=projects)
         cli(stage, "watch", "add", "--team", team)
         poller = stage.poller(force=True)
@@ -168,7 +148,7 @@ def poller_cost(projects: int) -> dict[str, float]:
 
 
 def recovery() -> dict[str, float]:
-    with system(interval=2.0) as stage:
+    with fresh_system(2.0) as stage:
         world = stage.fake.world
         team, gids = world.seed_team(stage.workspace, "Support", projects=120)
         tasks = {p: world.add_task(f"task of {p}", projects=[p], by=stage.user) for p in gids}

@@ -23,10 +23,11 @@ import redis
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.dev.redis_server import EmbeddedRedis
 from asana_hooks.redis_conn import connect
 from asana_hooks.registration import register
 from asana_hooks.registry import Registration, Registry
-from asana_hooks.secretbox import SecretBox
+from asana_hooks.secretbox import SecretBox, generate_key
 from asana_hooks.settings import Settings
 from receiver.app import create_app
 from tests.helpers import serve_in_thread
@@ -127,6 +128,23 @@ def running_stage(
         )
         stack.callback(stage.stop_workers)
         yield stage
+
+
+@contextmanager
+def fresh_system(interval: float, budget: int = 1500) -> Iterator[Stage]:
+    """For the benchmarks: a stage on its own embedded Redis, debounce 0.3 s, max delay 2 s."""
+    with EmbeddedRedis() as redis_server:
+        environ = {
+            "REDIS_URL": redis_server.url,
+            "HOOKS_ENCRYPTION_KEY": generate_key(),
+            "ASANA_ACCESS_TOKEN": "test-token",
+            "HOOKS_DEBOUNCE_SECONDS": "0.3",
+            "HOOKS_MAX_DELAY_SECONDS": "2",
+            "HOOKS_POLL_INTERVAL_SECONDS": str(interval),
+            "ASANA_RATE_LIMIT_PER_MINUTE": str(budget),
+        }
+        with running_stage(environ) as stage:
+            yield stage
 
 
 @contextmanager
