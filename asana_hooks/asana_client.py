@@ -33,6 +33,7 @@ from asana_hooks.asana_errors import (
     error_for,
 )
 from asana_hooks.ratelimit import Budget, Lane
+from asana_hooks.series import SeriesWriter
 from asana_hooks.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class AsanaClient:
         )
         self.max_wait = max_wait
         self._redis = connection
+        self._series = SeriesWriter(connection)
         self._http = httpx.Client(
             base_url=settings.asana_api_url + "/",
             headers={
@@ -271,6 +273,7 @@ class AsanaClient:
     def _count(self, outcome: str) -> None:
         try:
             self._redis.hincrby(keys.STATS, f"api:{outcome}", 1)
+            self._series.add({"api_requests": 1, "api_429": int(outcome == "429")})
         except redis.RedisError:
             log.warning("stats.unavailable field=api:%s", outcome)
 

@@ -204,3 +204,8 @@ def watch_again(watch_id: str) -> str:
     """String with a TTL: the scope webhook reported a project change while the watch was being
     reconciled; its holder reconciles once more before it lets go."""
     return f"{PREFIX}watch-again:{watch_id}"
+
+
+SERIES = PREFIX + "series"
+"""Hash: per-minute series of the last 24 h (asana_hooks.series): one field per series and
+minute-of-the-day slot, overwritten a day later, so a fixed number of fields (TTL 25 h)."""

@@ -16,7 +16,7 @@ import redis
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from asana_hooks import keys, quarantine
+from asana_hooks import keys, quarantine, series
 from asana_hooks.events import format_timestamp
 from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
@@ -48,6 +48,7 @@ class Overview:
     recent_changes: list[Any] = field(default_factory=list)
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     quarantine: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class Overview:
             "recent_changes": self.recent_changes,
             "failed_jobs": self.failed_jobs,
             "quarantine": self.quarantine,
+            "series": self.series,
         }
 
 
@@ -179,6 +181,7 @@ def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
         failed_jobs=[
             job.summary() for job in list_failed(connection, limit=FAILED_LIMIT, newest_first=True)
         ],
+        series=series.read(connection),
         quarantine={
             "count": quarantine.count(connection),
             "recent": [

@@ -8,6 +8,7 @@ receiver never calls Asana.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from receiver.desk import DeliveryDesk
 from receiver.hook import receive_hook, unavailable
 from receiver.inbox import FSYNC_WAIT_MS, Inbox
 from receiver.targets import TargetLookup
+from receiver.trends import Trends
 
 
 class State(TypedDict):
@@ -38,6 +40,7 @@ class State(TypedDict):
     redis: redis.Redis
     aredis: aioredis.Redis
     desk: DeliveryDesk
+    trends: Trends
 
 
 HOOK_PREFIX = "/hooks/asana/"
@@ -86,11 +89,20 @@ def create_app(settings: Settings | None = None) -> ReceiverApp:
         desk = DeliveryDesk(client, Registry(connection, box), TargetLookup(client, box), inbox)
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall every request for milliseconds.
+        trends = Trends()
+        recording = asyncio.create_task(trends.run(client), name="trends")
         gc.collect()
         gc.freeze()
         try:
-            yield {"settings": settings, "redis": connection, "aredis": client, "desk": desk}
+            yield {
+                "settings": settings,
+                "redis": connection,
+                "aredis": client,
+                "desk": desk,
+                "trends": trends,
+            }
         finally:
+            recording.cancel()
             if committer is not client:
                 await committer.aclose()
             await client.aclose()

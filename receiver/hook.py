@@ -81,12 +81,15 @@ async def receive_hook(scope: Scope, receive: Receive, send: Send) -> None:
         return
     except (RedisError, UndecryptableSecret) as exc:
         answer = unavailable(exc, scope["path"])
+    latency_ms = (time.perf_counter() - started) * 1000
+    if answer.status < 300 and secret is None:
+        scope["state"]["trends"].delivered(answer.events, latency_ms)
     log.info(
         "delivery target_id=%s events=%d status=%d latency_ms=%.1f%s",
         target_id,
         answer.events,
         answer.status,
-        (time.perf_counter() - started) * 1000,
+        latency_ms,
         " handshake" if secret is not None else "",
     )
     await send_answer(send, answer)

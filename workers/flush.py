@@ -108,6 +108,8 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
             _send_sinks(runtime, batch.batch_id, change)
         else:
             _resend_sinks(runtime, batch.owner, batch.batch_id)
+    if emitted:
+        runtime.series.add({"changes": emitted})
     if first_error is not None:
         if isinstance(first_error, BadToken):
             log.error(

@@ -18,6 +18,7 @@ from rq import Queue
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.queueing import make_queue
 from asana_hooks.redis_conn import connect
+from asana_hooks.series import SeriesWriter
 from asana_hooks.settings import Settings
 from workers.batching import Batcher
 from workers.dedupe import Deduper
@@ -37,6 +38,7 @@ class Runtime:
     deduper: Deduper
     batcher: Batcher
     emitter: Emitter
+    series: SeriesWriter
     _client: AsanaClient | None = field(default=None, repr=False)
 
     @classmethod
@@ -53,6 +55,7 @@ class Runtime:
                 max_delay_seconds=settings.max_delay_seconds,
             ),
             emitter=Emitter(connection, stream_maxlen=settings.stream_maxlen),
+            series=SeriesWriter(connection),
         )
 
     @property
