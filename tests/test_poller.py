@@ -263,7 +263,7 @@ class TestLocking:
         self, stage: Stage, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Lock holders' begin/end logs never overlap per resource, nor do their API calls."""
-        caplog.set_level(logging.INFO, logger="workers.poller")
+        caplog.set_level(logging.DEBUG, logger="workers.poller")
         projects = [stage.project(f"P{n}") for n in range(4)]
         for project in projects:
             stage.register(project)

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from asana_hooks import keys, series
+from asana_hooks.redis_conn import decode_hash
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
@@ -58,10 +59,9 @@ class TestShared:
         assert found["api_requests"][-1] == 1
         assert found["queue_depth"][-1] == 5
         assert len(found["changes"]) == series.SLOTS
-        histograms = [
-            v for k, v in redis_client.hgetall(keys.SERIES).items() if k.startswith(b"ack:")
-        ]
-        assert [h.split()[1] for h in histograms] == [b"1,1,3,1"]
+        fields = decode_hash(redis_client.hgetall(keys.SERIES))
+        histograms = [value for name, value in fields.items() if name.startswith("ack:")]
+        assert [h.split()[1] for h in histograms] == ["1,1,3,1"]
         assert 0 < redis_client.ttl(keys.SERIES) <= series.TTL_SECONDS
 
     def test_a_slot_from_a_day_ago_is_overwritten_not_added_to(

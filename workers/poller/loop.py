@@ -130,7 +130,7 @@ class Poller:
                 report.not_due += 1
                 return
             began = True
-            log.info("poll.begin resource=%s owner=%s", gid, self.owner)
+            log.debug("poll.begin resource=%s owner=%s", gid, self.owner)
             self._store.commit(
                 lock, fields={"last_attempt_at": format_timestamp(started), "owner": self.owner}
             )
@@ -156,7 +156,7 @@ class Poller:
             self._note_problem(lock, f"{type(exc).__name__}: {exc}")
         finally:
             if began:
-                log.info("poll.end resource=%s owner=%s", gid, self.owner)
+                log.debug("poll.end resource=%s owner=%s", gid, self.owner)
             lock.release()
 
     def _due(self, gid: str, now: datetime) -> bool:
@@ -319,7 +319,9 @@ class Poller:
                     raise
                 log.exception("poll.cycle_failed: unexpected error; next cycle retries")
             else:
-                log.info("poll.cycle %s seconds=%.2f", report, time.monotonic() - began)
+                # A cycle with nothing to report is DEBUG: `dev`'s terminal is for changes.
+                level = logging.INFO if once or report.noteworthy else logging.DEBUG
+                log.log(level, "poll.cycle %s seconds=%.2f", report, time.monotonic() - began)
             if once:
                 return
             stop.wait(max(0.0, interval - (time.monotonic() - began)))

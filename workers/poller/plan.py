@@ -53,6 +53,11 @@ class CycleReport:
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
 
+    @property
+    def noteworthy(self) -> bool:
+        """Whether the pass found something to say (events, a resync, an error)."""
+        return bool(self.events or self.resyncs or self.errors)
+
 
 @dataclass(frozen=True)
 class Subscription:
