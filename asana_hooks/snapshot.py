@@ -166,8 +166,9 @@ def recent_changes(connection: redis.Redis, limit: int = RECENT_LIMIT) -> list[A
     return found
 
 
-def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
-    """Read everything once (a few round trips; meant for the thread pool)."""
+def snapshot(connection: redis.Redis, *, budget: int, with_series: bool = True) -> Overview:
+    """Read everything once (a few round trips; meant for the thread pool). ``with_series``:
+    the 24 h of per-minute series too (the page's charts; /metrics has no use for them)."""
     now = datetime.now(UTC)
     registrations = Registry(connection).all()
     return Overview(
@@ -181,7 +182,7 @@ def snapshot(connection: redis.Redis, *, budget: int) -> Overview:
         failed_jobs=[
             job.summary() for job in list_failed(connection, limit=FAILED_LIMIT, newest_first=True)
         ],
-        series=series.read(connection),
+        series=series.read(connection) if with_series else {},
         quarantine={
             "count": quarantine.count(connection),
             "recent": [

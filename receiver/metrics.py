@@ -14,7 +14,12 @@ from typing import Any
 
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from asana_hooks.events import parse_timestamp
 from asana_hooks.health import HEALTH_VALUES
+from asana_hooks.series import ACK_BUCKETS_MS
 from asana_hooks.settings import Settings
 from asana_hooks.snapshot import Overview, snapshot
 from receiver.status import is_allowed, refusal
@@ -31,6 +37,7 @@ PREFIX = "asana_hooks_"
 
 METRICS: dict[str, str] = {
     "http_responses_total": "Receiver answers to Asana by HTTP status code (label code).",
+    "ack_latency_seconds": "Time from a delivery's arrival to its 2xx, every receiver together.",
     "events_received_total": "Events taken from webhook deliveries and the Events API.",
     "events_duplicate_total": "Events dropped as already seen (Asana repeats, webhook + poller).",
     "events_late_total": "Events that arrived over HOOKS_LATE_EVENT_SECONDS after they happened.",
@@ -100,7 +107,7 @@ class RedisCollector(Collector):
         self._budget = budget
 
     def collect(self) -> Iterator[Metric]:
-        view = snapshot(self._redis, budget=self._budget)
+        view = snapshot(self._redis, budget=self._budget, with_series=False)
         yield from _stat_metrics(view.stats)
         yield from _system_metrics(view)
         yield from _webhook_metrics(view.webhooks)
@@ -127,10 +134,28 @@ def _stat_metrics(stats: dict[str, int]) -> Iterator[Metric]:
             api.add_metric([label], value)
     yield http
     yield api
+    yield _ack_histogram(stats)
     for name, field in _STAT_COUNTERS.items():
         family = _counter(name)
         family.add_metric([], stats.get(field, 0))
         yield family
+
+
+def _ack_histogram(stats: dict[str, int]) -> Metric:
+    """Cumulative buckets from the receivers' counts (``receiver.trends``)."""
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for index, bound in enumerate(ACK_BUCKETS_MS):
+        seen += stats.get(f"ack:{index}", 0)
+        buckets.append((f"{bound / 1000:g}", seen))
+    seen += stats.get(f"ack:{len(ACK_BUCKETS_MS)}", 0)
+    buckets.append(("+Inf", seen))
+    return HistogramMetricFamily(
+        PREFIX + "ack_latency_seconds",
+        METRICS["ack_latency_seconds"],
+        buckets=buckets,
+        sum_value=stats.get("ack:sum_us", 0) / 1_000_000,
+    )
 
 
 def _system_metrics(view: Overview) -> Iterator[Metric]:

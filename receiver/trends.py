@@ -32,6 +32,7 @@ class Trends:
         self._deliveries = 0
         self._events = 0
         self._ack = [0] * (len(series.ACK_BUCKETS_MS) + 1)
+        self._ack_sum_us = 0
         self._lag_sampled_at = 0.0
 
     def delivered(self, events: int, latency_ms: float) -> None:
@@ -39,25 +40,39 @@ class Trends:
         self._deliveries += 1
         self._events += events
         self._ack[series.ack_bucket(latency_ms)] += 1
+        self._ack_sum_us += round(latency_ms * 1000)
 
-    def _take(self) -> tuple[dict[str, float], list[int]]:
+    def _take(self) -> tuple[dict[str, float], list[int], int]:
         counters: dict[str, float] = {"deliveries": self._deliveries, "events": self._events}
-        ack = self._ack
-        self._deliveries = self._events = 0
+        ack, ack_sum_us = self._ack, self._ack_sum_us
+        self._deliveries = self._events = self._ack_sum_us = 0
         self._ack = [0] * len(ack)
-        return counters, ack
+        return counters, ack, ack_sum_us
 
     async def run(self, client: aioredis.Redis, *, every: float = FLUSH_SECONDS) -> None:
         put = client.register_script(series.PUT_SCRIPT)
         while True:
             await asyncio.sleep(every)
-            counters, ack = self._take()
+            counters, ack, ack_sum_us = self._take()
             try:
                 gauges = await self._sample(client)
                 args = series.pack(counters, gauges, ack)
                 await put(keys=[keys.SERIES], args=[series.SLOTS, series.TTL_SECONDS, *args])
+                if ack_sum_us:
+                    await self._count_latencies(client, ack, ack_sum_us)
             except RedisError as exc:
                 log.warning("trends.unavailable error=%r: this interval's counts are lost", exc)
+
+    @staticmethod
+    async def _count_latencies(client: aioredis.Redis, ack: list[int], sum_us: int) -> None:
+        """The all-time histogram beside the series, for /metrics (a Prometheus histogram
+        must only grow): ``keys.STATS`` fields ``ack:<bucket>`` and ``ack:sum_us``."""
+        pipe = client.pipeline(transaction=False)
+        for bucket, count in enumerate(ack):
+            if count:
+                pipe.hincrby(keys.STATS, f"ack:{bucket}", count)
+        pipe.hincrby(keys.STATS, "ack:sum_us", sum_us)
+        await pipe.execute()
 
     async def _sample(self, client: aioredis.Redis) -> dict[str, float]:
         gauges: dict[str, float] = {"queue_depth": float(await client.llen(QUEUE_KEY))}

@@ -111,3 +111,6 @@ class TestReceiver:
         assert sum(found["events"][-2:]) == 12
         assert any(value is not None for value in found["ack_ms_p50"][-2:])
         assert any(value is not None for value in found["queue_depth"][-2:])
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert "asana_hooks_ack_latency_seconds_count 6.0" in metrics
+        assert 'asana_hooks_ack_latency_seconds_bucket{le="+Inf"} 6.0' in metrics
