@@ -57,6 +57,7 @@ METRICS: dict[str, str] = {
     "workers": "RQ workers alive on the queue.",
     "open_batches": "Resources with a batch waiting for its quiet window.",
     "poller_lag_seconds": "Seconds since the poller last read a webhook's resource's events.",
+    "poll_interval_seconds": "HOOKS_POLL_INTERVAL_SECONDS (alerts compare the lag with it).",
     "webhook_health": "1 for the current health of each webhook (label health), else 0.",
     "webhook_deliveries_total": "Deliveries with events accepted for a webhook.",
     "webhook_heartbeats_total": "Heartbeats (empty deliveries) accepted for a webhook.",
@@ -89,27 +90,34 @@ async def metrics(request: Request) -> Response:
         return refusal(request, html=False)
     connection: redis.Redis = request.state.redis
     settings: Settings = request.state.settings
-    body = await run_in_threadpool(render, connection, budget=settings.rate_limit_per_minute)
+    body = await run_in_threadpool(
+        render,
+        connection,
+        budget=settings.rate_limit_per_minute,
+        poll_interval=settings.poll_interval_seconds,
+    )
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def render(connection: redis.Redis, *, budget: int) -> bytes:
+def render(connection: redis.Redis, *, budget: int, poll_interval: float = 300.0) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(connection, budget=budget))
+    registry.register(RedisCollector(connection, budget=budget, poll_interval=poll_interval))
     return generate_latest(registry)
 
 
 class RedisCollector(Collector):
     """Reads one snapshot per scrape and turns it into metric families."""
 
-    def __init__(self, connection: redis.Redis, *, budget: int) -> None:
+    def __init__(self, connection: redis.Redis, *, budget: int, poll_interval: float) -> None:
         self._redis = connection
         self._budget = budget
+        self._poll_interval = poll_interval
 
     def collect(self) -> Iterator[Metric]:
         view = snapshot(self._redis, budget=self._budget, with_series=False)
         yield from _stat_metrics(view.stats)
         yield from _system_metrics(view)
+        yield _gauge("poll_interval_seconds", self._poll_interval)
         yield from _webhook_metrics(view.webhooks)
 
 
