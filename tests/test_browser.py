@@ -8,6 +8,7 @@ Skipped only when Chromium is absent outside CI (CI=true makes it a failure).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,9 @@ import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -99,6 +102,7 @@ def worker(system: System) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def browse(chromium: str, url: str, *, screenshot: Path | None = None) -> str:
+    """The DOM after the page's scripts ran; fails on any error in the page's console."""
     with tempfile.TemporaryDirectory() as profile:
         flags = [
             "--headless",
@@ -113,6 +117,8 @@ def browse(chromium: str, url: str, *, screenshot: Path | None = None) -> str:
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             "--window-size=1400,1000",
+            "--enable-logging=stderr",
+            "--v=0",
         ]
         if screenshot is not None:
             done = subprocess.run(
@@ -128,8 +134,34 @@ def browse(chromium: str, url: str, *, screenshot: Path | None = None) -> str:
             timeout=90,
             check=False,
         )
-        assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
+        log = dom.stderr.decode(errors="replace")
+        assert dom.returncode == 0, log[-2000:]
+        console = [line for line in log.splitlines() if "CONSOLE" in line]
+        assert console == [], console
         return dom.stdout.decode()
+
+
+class Charts(HTMLParser):
+    """The trends: each figure's name, and each polyline's series, values and points."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: dict[str, dict[str, Any]] = {}
+        self._current: dict[str, Any] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "figure" and "data-chart" in values:
+            self._current = {"lines": {}, "marks": 0}
+            self.charts[values["data-chart"]] = self._current
+        elif self._current is not None and tag == "svg":
+            self._current["max"] = float(values["data-max"])
+            self._current["minutes"] = int(values["data-minutes"])
+        elif self._current is not None and tag == "polyline":
+            self._current["lines"][values["data-series"]] = {
+                "values": json.loads(values["data-values"]),
+                "points": [tuple(map(float, p.split(","))) for p in values["points"].split()],
+            }
 
 
 @pytest.mark.browser
@@ -186,3 +218,60 @@ def test_status_page_in_chromium(
     assert updated is not None
     assert updated.group(1) == "meta", updated.group(2)
     assert updated.group(2).startswith("updated ")
+    cards = re.search(r'<section id="cards".*?</section>', dom, re.S)
+    assert cards is not None
+    assert "/min" in cards.group(0)
+    assert "…" not in cards.group(0)  # rates come from the server's series, even on a first load
+
+
+@pytest.mark.browser
+def test_trends_are_drawn_from_the_series(
+    chromium: str,
+    system: System,
+    worker: subprocess.Popen[bytes],
+    redis_client: redis.Redis,
+) -> None:
+    """Every chart has data after the demo's kind of traffic, and its points are the
+    series of /status.json: one per minute with a value, scaled to the chart's maximum."""
+    created = system.cli("webhooks", "create", "--resource", system.project, "--json")
+    assert created.code == 0, created.stderr
+    world = system.fake.world
+    tasks = [
+        world.add_task(f"Task {n}", projects=[system.project], by=system.user) for n in range(5)
+    ]
+    for task in tasks:
+        world.update_task(task, name=f"{task} renamed", by=system.user)
+    wait_for(lambda: redis_client.xlen(keys.CHANGES_STREAM) >= 5, timeout=30)
+    series_now = wait_for(lambda: _with_every_series(system.receiver_url), timeout=20, every=0.5)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "status-trends.png"
+    screenshot.unlink(missing_ok=True)
+    dom = browse(chromium, f"{system.receiver_url}/status", screenshot=screenshot)
+    parser = Charts()
+    parser.feed(dom)
+    assert set(parser.charts) == {"throughput", "latency", "api", "queue", "lag"}
+    throughput = parser.charts["throughput"]
+    assert throughput["minutes"] == 60
+    deliveries = throughput["lines"]["deliveries"]
+    drawn = deliveries["values"]
+    assert sum(drawn) >= sum(series_now["deliveries"][-60:-1])
+    assert sum(drawn) > 0
+    top = max(float(v) for v in drawn)
+    assert throughput["max"] >= top
+    assert len(deliveries["points"]) == sum(1 for v in drawn if v is not None)
+    highest = min(deliveries["points"], key=lambda point: point[1])
+    assert highest[1] == pytest.approx(10 + 120 * (1 - top / float(throughput["max"])), abs=0.1)
+    for name in ("latency", "api", "queue"):
+        assert any(line["points"] for line in parser.charts[name]["lines"].values()), name
+
+
+def _with_every_series(url: str) -> dict[str, list[object]] | None:
+    """/status.json's series once the receiver and workers have written each kind."""
+    found: dict[str, list[object]] = httpx.get(f"{url}/status.json", timeout=5).json()["series"]
+    wanted = ("deliveries", "changes", "api_requests", "ack_ms_p50", "queue_depth")
+    if all(
+        any(v for v in found[key][-3:] if v is not None) or key == "queue_depth" for key in wanted
+    ):
+        return found if any(v is not None for v in found["queue_depth"][-3:]) else None
+    return None

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -38,10 +37,10 @@ def promtool() -> str:
 
 
 @pytest.fixture
-def exported(settings: Settings) -> Iterator[set[str]]:
+def exported(settings: Settings) -> set[str]:
     with serve_in_thread(create_app(settings)) as url:
         text = httpx.get(f"{url}/metrics", timeout=5).text
-    yield {family.name for family in text_string_to_metric_families(text)}
+    return {family.name for family in text_string_to_metric_families(text)}
 
 
 def family_of(name: str) -> str:
