@@ -126,9 +126,9 @@ class HooksWorker(SimpleWorker):
         super().handle_job_success(job, queue, started_job_registry, execution)
         if job.result_ttl != UNREAD_RESULT_TTL_SECONDS:
             return
-        # RQ lets a finished delivery job expire after a second, but Redis reclaims an
-        # expired key only when it meets it, and among 48 h of small dedupe keys it lets up
-        # to a tenth of all keys wait: most of Redis's memory, job records of 2-3 KB each.
+        # RQ lets a finished delivery or flush job expire after a second, but Redis reclaims
+        # an expired key only when it meets it, and among many small keys it lets up to a
+        # tenth of them wait: most of Redis's memory once, job records of 2-3 KB each.
         try:
             self.connection.unlink(job.key, Result.get_key(job.id))  # type: ignore[no-untyped-call]
         except redis.RedisError:
