@@ -206,6 +206,7 @@ def watch_again(watch_id: str) -> str:
     return f"{PREFIX}watch-again:{watch_id}"
 
 
-SERIES = PREFIX + "series"
-"""Hash: per-minute series of the last 24 h (asana_hooks.series): one field per series and
-minute-of-the-day slot, overwritten a day later, so a fixed number of fields (TTL 25 h)."""
+def series(name: str) -> str:
+    """String of fixed size: one per-minute series of the last 24 h (asana_hooks.series),
+    one record per minute-of-the-day slot, overwritten a day later (TTL 25 h)."""
+    return f"{PREFIX}series:{name}"

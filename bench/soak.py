@@ -237,7 +237,10 @@ def main() -> None:
             + " ".join(f"{name}" for name in pids)
         )
 
+        series_sizes: list[tuple[float, int, int]] = []
+
         def report(at: float, latencies: list[float], codes: Counter[int], span: float) -> None:
+            series_sizes.append((at, *series_footprint(client)))
             oldest = oldest_job_age(client)
             bad = sum(count for code, count in codes.items() if not 200 <= code < 300)
             print(
@@ -266,6 +269,10 @@ def main() -> None:
             time.sleep(0.5)
         time.sleep(8)  # the last batches close after their quiet window
         memory_end = client.info("memory")["used_memory"]
+        print(
+            "per-minute series (asana_hooks.series), keys and bytes at each window: "
+            + ", ".join(f"{at:.0f} s: {count} keys {size:,} B" for at, count, size in series_sizes)
+        )
         print(
             f"redis memory: {memory_start / 2**20:.1f} MiB at start, "
             f"{memory_end / 2**20:.1f} MiB at end; stream entries "
@@ -315,6 +322,12 @@ def main() -> None:
             f"most 100); the rest, {fixed / 2**20:.1f} MiB, does not grow with deliveries (the "
             "registration, the API budget's minute, the window's shard keys, RQ's own keys)"
         )
+
+
+def series_footprint(client: redis.Redis) -> tuple[int, int]:
+    """How many per-minute series keys exist, and their total length."""
+    found = list(client.scan_iter(match=keys.series("*"), count=100))
+    return len(found), sum(int(client.strlen(key)) for key in found)
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -56,8 +56,8 @@ class Trends:
             counters, ack, ack_sum_us = self._take()
             try:
                 gauges = await self._sample(client)
-                args = series.pack(counters, gauges, ack)
-                await put(keys=[keys.SERIES], args=[series.SLOTS, series.TTL_SECONDS, *args])
+                names, args = series.pack(counters, gauges, ack)
+                await put(keys=names, args=[series.SLOTS, series.TTL_SECONDS, *args])
                 if ack_sum_us:
                     await self._count_latencies(client, ack, ack_sum_us)
             except RedisError as exc:

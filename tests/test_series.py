@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 
 import httpx
@@ -10,18 +11,12 @@ import pytest
 import redis
 
 from asana_hooks import keys, series
-from asana_hooks.redis_conn import decode_hash
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.settings import Settings
 from receiver.app import create_app
 from receiver.signatures import sign
 from tests.helpers import serve_in_thread, wait_for
-
-
-def minute_now(connection: redis.Redis) -> int:
-    seconds, _ = connection.time()
-    return int(seconds) // 60
 
 
 class TestPure:
@@ -33,17 +28,24 @@ class TestPure:
         assert series.percentile(counts, 0.99) == 200.0
         assert series.percentile([0] * 13, 0.5) is None
 
-    def test_unpack_puts_each_minute_in_its_place(self) -> None:
-        fields = {
-            "deliveries:5": "1005 7",
-            "deliveries:4": "4 99",  # a day old: out of the window
-            "queue_depth:5": "1005 3",
-            "ack:5": "1005 0,0,4",
+    def test_decode_puts_each_minute_in_its_place(self) -> None:
+        def at(record: struct.Struct, *slots: tuple[float, ...]) -> bytes:
+            data = bytearray(record.size * 6)
+            for slot, values in enumerate(slots):
+                if values:
+                    record.pack_into(data, slot * record.size, *values)
+            return bytes(data)
+
+        raw = {
+            "deliveries": at(series.VALUE_RECORD, (1005, 7.0), (999, 99.0)),  # 999: too old
+            "queue_depth": at(series.VALUE_RECORD, (1005, 3.0)),
+            "ack": at(series.ACK_RECORD, (1004, 0, 0, 4, *[0] * 10)),
         }
-        found = series.unpack(fields, now_minute=1005, minutes=3)
+        found = series.decode(raw, now_minute=1005, minutes=3)
         assert found["deliveries"] == [0, 0, 7]
         assert found["queue_depth"] == [None, None, 3]
-        assert found["ack_ms_p50"] == [None, None, 5.0]
+        assert found["ack_ms_p50"] == [None, 5.0, None]
+        assert found["events"] == [0, 0, 0]
         assert found["resolution_seconds"] == 60
 
 
@@ -58,21 +60,34 @@ class TestShared:
         assert found["changes"][-1] == 7
         assert found["api_requests"][-1] == 1
         assert found["queue_depth"][-1] == 5
+        assert found["ack_ms_p50"][-1] == 5.0  # 1, 1, 3, 1 in the 1, 2, 5, 10 ms buckets
         assert len(found["changes"]) == series.SLOTS
-        fields = decode_hash(redis_client.hgetall(keys.SERIES))
-        histograms = [value for name, value in fields.items() if name.startswith("ack:")]
-        assert [h.split()[1] for h in histograms] == ["1,1,3,1"]
-        assert 0 < redis_client.ttl(keys.SERIES) <= series.TTL_SECONDS
+        assert 0 < redis_client.ttl(keys.series("changes")) <= series.TTL_SECONDS
+
+    def test_each_series_has_its_full_size_from_the_first_write(
+        self, redis_client: redis.Redis
+    ) -> None:
+        writer = series.SeriesWriter(redis_client)
+        writer.add({"changes": 2}, ack=[1])
+        full = series.SLOTS * series.VALUE_RECORD.size
+        assert redis_client.strlen(keys.series("changes")) == full
+        assert redis_client.strlen(keys.series("ack")) == series.SLOTS * series.ACK_RECORD.size
+        for _ in range(50):
+            writer.add({"changes": 1, "events": 3}, {"queue_depth": 1}, [0, 2])
+        assert redis_client.strlen(keys.series("changes")) == full
+        assert series.read(redis_client)["changes"][-1] == 52
 
     def test_a_slot_from_a_day_ago_is_overwritten_not_added_to(
         self, redis_client: redis.Redis
     ) -> None:
-        minute = minute_now(redis_client)
-        slot = minute % series.SLOTS
-        redis_client.hset(keys.SERIES, f"changes:{slot}", f"{minute - series.SLOTS} 1000")
+        seconds, _ = redis_client.time()
+        minute = int(seconds) // 60
+        record = series.VALUE_RECORD
+        stale = bytearray(series.SLOTS * record.size)
+        record.pack_into(stale, (minute % series.SLOTS) * record.size, minute - series.SLOTS, 1000)
+        redis_client.set(keys.series("changes"), bytes(stale))
         series.SeriesWriter(redis_client).add({"changes": 2})
         assert series.read(redis_client)["changes"][-1] == 2
-        assert redis_client.hlen(keys.SERIES) == 1  # one field per series and slot, ever
 
 
 class TestReceiver:

@@ -1,35 +1,40 @@
--- KEYS: the series hash. ARGV: slots, ttl seconds, then triples: name, mode, value.
--- One field per series and slot ("<name>:<slot>" = "<minute> <value>"), the slot being the
--- minute (Redis's clock) modulo slots: a fixed number of fields, each overwritten when its
--- minute comes round again. mode: "add" (counters), "max" (gauges: the highest sample of
--- the minute across processes), "hist" (comma-separated bucket counts, added bucket by
--- bucket).
+-- KEYS: one string per series, in the order of the ARGV triples.
+-- ARGV: slots, ttl seconds, then triples: mode, value, buckets.
+-- A series is a fixed-size string: one record per minute-of-the-day slot (the minute by
+-- Redis's clock, modulo slots), each record the minute it holds (uint32) and its value
+-- (a double; for "hist", `buckets` uint32 counts), overwritten when its minute comes round
+-- again. The string is its full size from the first write, so its size never changes.
+-- mode: "add" (counters), "max" (gauges: the highest sample of the minute across
+-- processes), "hist" (comma-separated bucket counts, added bucket by bucket).
 local t = redis.call('TIME')
 local minute = math.floor(tonumber(t[1]) / 60)
-local slot = minute % tonumber(ARGV[1])
+local slots = tonumber(ARGV[1])
+local slot = minute % slots
 for i = 3, #ARGV, 3 do
-  local field = ARGV[i] .. ':' .. slot
-  local mode, value = ARGV[i + 1], ARGV[i + 2]
-  local new = value
-  local old = redis.call('HGET', KEYS[1], field)
-  if old then
-    local space = string.find(old, ' ', 1, true)
-    local current = string.sub(old, space + 1)
-    if tonumber(string.sub(old, 1, space - 1)) == minute then
-      if mode == 'add' then
-        new = string.format('%.17g', tonumber(current) + tonumber(value))
-      elseif mode == 'max' then
-        if tonumber(current) > tonumber(value) then new = current end
-      else
-        local a, b, sum = {}, {}, {}
-        for n in string.gmatch(current, '[^,]+') do a[#a + 1] = tonumber(n) end
-        for n in string.gmatch(value, '[^,]+') do b[#b + 1] = tonumber(n) end
-        for j = 1, math.max(#a, #b) do sum[j] = string.format('%d', (a[j] or 0) + (b[j] or 0)) end
-        new = table.concat(sum, ',')
-      end
-    end
+  local key = KEYS[(i - 3) / 3 + 1]
+  local mode, value, buckets = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local format = mode == 'hist' and ('<I' .. string.rep('I', buckets)) or '<Id'
+  local size = struct.size(format)
+  if redis.call('STRLEN', key) < slots * size then
+    redis.call('SETRANGE', key, slots * size - 1, '\0')
   end
-  redis.call('HSET', KEYS[1], field, minute .. ' ' .. new)
+  local offset = slot * size
+  local old = {struct.unpack(format, redis.call('GETRANGE', key, offset, offset + size - 1))}
+  local same = old[1] == minute
+  if mode == 'hist' then
+    local counts, j = {}, 1
+    for n in string.gmatch(value, '[^,]+') do
+      counts[j] = tonumber(n) + (same and old[j + 1] or 0)
+      j = j + 1
+    end
+    for k = j, buckets do counts[k] = same and old[k + 1] or 0 end
+    redis.call('SETRANGE', key, offset, struct.pack(format, minute, unpack(counts, 1, buckets)))
+  else
+    local new = tonumber(value)
+    if same and mode == 'add' then new = new + old[2] end
+    if same and mode == 'max' and old[2] > new then new = old[2] end
+    redis.call('SETRANGE', key, offset, struct.pack(format, minute, new))
+  end
+  redis.call('EXPIRE', key, tonumber(ARGV[2]))
 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return minute
