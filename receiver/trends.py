@@ -3,7 +3,7 @@
 The hot path only counts in memory (``delivered``: no I/O, no lock, one event loop); every
 few seconds ``run`` adds what was counted to Redis in one script call, and samples what
 only a look at Redis tells: the queue's depth (each flush) and the poller's lag (the
-longest time since a followed resource's last good poll, once a minute). With several
+longest time since a followed resource's last good poll, every 15 s). With several
 receivers each adds its own counts and the gauges keep the highest sample of the minute.
 """
 
@@ -24,7 +24,7 @@ from asana_hooks.rqwire import QUEUE_KEY
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 5.0
-LAG_EVERY_SECONDS = 60.0
+LAG_EVERY_SECONDS = 15.0
 
 
 class Trends:

@@ -242,7 +242,9 @@ def test_trends_are_drawn_from_the_series(
     for task in tasks:
         world.update_task(task, name=f"{task} renamed", by=system.user)
     wait_for(lambda: redis_client.xlen(keys.CHANGES_STREAM) >= 5, timeout=30)
-    series_now = wait_for(lambda: _with_every_series(system.receiver_url), timeout=20, every=0.5)
+    polled = system.cli("poll", "--once")
+    assert polled.code == 0, polled.stderr
+    series_now = wait_for(lambda: _with_every_series(system.receiver_url), timeout=30, every=0.5)
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "status-trends.png"
@@ -262,16 +264,17 @@ def test_trends_are_drawn_from_the_series(
     assert len(deliveries["points"]) == sum(1 for v in drawn if v is not None)
     highest = min(deliveries["points"], key=lambda point: point[1])
     assert highest[1] == pytest.approx(10 + 120 * (1 - top / float(throughput["max"])), abs=0.1)
-    for name in ("latency", "api", "queue"):
+    for name in ("latency", "api", "queue", "lag"):
         assert any(line["points"] for line in parser.charts[name]["lines"].values()), name
 
 
-def _with_every_series(url: str) -> dict[str, list[object]] | None:
-    """/status.json's series once the receiver and workers have written each kind."""
-    found: dict[str, list[object]] = httpx.get(f"{url}/status.json", timeout=5).json()["series"]
-    wanted = ("deliveries", "changes", "api_requests", "ack_ms_p50", "queue_depth")
-    if all(
-        any(v for v in found[key][-3:] if v is not None) or key == "queue_depth" for key in wanted
-    ):
-        return found if any(v is not None for v in found["queue_depth"][-3:]) else None
-    return None
+def _with_every_series(url: str) -> dict[str, Any] | None:
+    """/status.json's series once the receiver, the workers and the poller wrote each kind."""
+    found: dict[str, Any] = httpx.get(f"{url}/status.json", timeout=5).json()["series"]
+    counted = ("deliveries", "changes", "api_requests", "ack_ms_p50")
+    sampled = ("queue_depth", "poller_lag_seconds")
+    if not all(any(v for v in found[key][-3:] if v is not None) for key in counted):
+        return None
+    if not all(any(v is not None for v in found[key][-3:]) for key in sampled):
+        return None
+    return found
