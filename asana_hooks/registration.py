@@ -111,9 +111,7 @@ def register(
     registry.describe_resource(
         target_id,
         resource_type=str(
-            resource.get("resource_type")
-            or resource_type
-            or _type_from_asana(client, webhook_gid)
+            resource.get("resource_type") or resource_type or _type_from_asana(client, webhook_gid)
         ),
         resource_name=str(resource.get("name", "")),
         created_at=str(webhook.get("created_at") or ""),
