@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 StreamName = Literal["changes", "retry"]
@@ -33,7 +34,7 @@ class Held:
     fields: Mapping[str, str] | None
     """The entry's fields; None when the stream was trimmed before it was handled."""
 
-    @property
+    @cached_property
     def change(self) -> dict[str, Any]:
         """The change as the handler receives it, with its entry id as "id"."""
         raw = (self.fields or {}).get("change", "null")
@@ -42,16 +43,16 @@ class Held:
         except ValueError:
             change = None
         found = change if isinstance(change, dict) else {"change": raw}
-        return {**found, "id": self.original_id}
+        return {**found, "id": self.original_id}  # a copy per Held: the handler may change it
 
-    @property
+    @cached_property
     def original_id(self) -> str:
         """Its id in the changes stream (a retried dead letter carries it as a field)."""
         if self.stream == "retry":
             return (self.fields or {}).get("id") or self.id
         return self.id
 
-    @property
+    @cached_property
     def resource(self) -> str:
         resource = self.change.get("resource")
         gid = resource.get("gid") if isinstance(resource, dict) else None
