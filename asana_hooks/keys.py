@@ -210,3 +210,39 @@ def series(name: str) -> str:
     """String of fixed size: one per-minute series of the last 24 h (asana_hooks.series),
     one record per minute-of-the-day slot, overwritten a day later (TTL 25 h)."""
     return f"{PREFIX}series:{name}"
+
+
+# Consumers (asana_hooks.consumer, `asana-hooks changes ...`) -------------------------------
+
+
+def dead_letters(group: str) -> str:
+    """Stream: entries group ``group`` gave up on, with the error (capped, MAXLEN ~ 10,000)."""
+    return f"{PREFIX}dead:{group}"
+
+
+def retry_stream(group: str) -> str:
+    """Stream: dead letters handed back to group ``group`` alone (`changes dead --replay`);
+    its consumers read it beside the changes and delete each entry once handled."""
+    return f"{PREFIX}retry:{group}"
+
+
+def consumer_alive(group: str, name: str) -> str:
+    """String with a TTL of the consumer's claim_after_seconds: that consumer is running."""
+    return f"{PREFIX}consumer:{group}:{name}"
+
+
+def consumer_lease_prefix(group: str) -> str:
+    """Prefix of the hashes ``<prefix><resource gid>`` -> owner, last: which consumer of the
+    group holds a resource's entries (deleted when it acknowledges the last; 24 h TTL)."""
+    return f"{PREFIX}lease:{group}:"
+
+
+def consumer_alive_prefix(group: str) -> str:
+    """Prefix of ``consumer_alive`` keys, for the Lua scripts."""
+    return f"{PREFIX}consumer:{group}:"
+
+
+def consumer_errors(group: str) -> str:
+    """Hash entry id -> the last error a handler raised for it (bounded by pending entries;
+    the field goes when the entry is acknowledged or dead-lettered)."""
+    return f"{PREFIX}consumer-errors:{group}"

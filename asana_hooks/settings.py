@@ -55,6 +55,9 @@ class Settings:
     forward_url: str | None = None
     forward_secret: Secret | None = None
     stream_maxlen: int = 100_000
+    stream_retention_hours: float = 168.0
+    """Entries older than this are trimmed from the changes stream (as MAXLEN: whichever
+    trims first)."""
     late_event_seconds: float = 600.0
     heartbeat_timeout_seconds: float = 9 * 3600.0
     opt_fields: Mapping[str, str] = field(default_factory=dict)
@@ -92,6 +95,9 @@ class Settings:
             forward_url=env.optional_url("HOOKS_FORWARD_URL"),
             forward_secret=env.secret("HOOKS_FORWARD_SECRET"),
             stream_maxlen=env.positive_int("HOOKS_STREAM_MAXLEN", 100_000),
+            stream_retention_hours=env.positive_float(
+                "HOOKS_STREAM_RETENTION_HOURS", 168.0, unit="hours"
+            ),
             late_event_seconds=env.positive_float("HOOKS_LATE_EVENT_SECONDS", 600.0),
             heartbeat_timeout_seconds=env.positive_float(
                 "HOOKS_HEARTBEAT_TIMEOUT_SECONDS", 9 * 3600.0
@@ -145,14 +151,14 @@ class _Reader:
         raw = self._raw(name)
         return Secret(raw) if raw is not None else None
 
-    def positive_float(self, name: str, default: float) -> float:
+    def positive_float(self, name: str, default: float, *, unit: str = "seconds") -> float:
         raw = self._raw(name)
         if raw is None:
             return default
         try:
             value = float(raw)
         except ValueError:
-            raise SettingsError(name, f"must be a number of seconds, got {raw!r}") from None
+            raise SettingsError(name, f"must be a number of {unit}, got {raw!r}") from None
         if not value > 0 or value == float("inf"):
             raise SettingsError(name, f"must be greater than 0, got {raw!r}")
         return value

@@ -16,7 +16,7 @@ import redis
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from asana_hooks import keys, quarantine, series
+from asana_hooks import consumer_groups, keys, quarantine, series
 from asana_hooks.events import format_timestamp
 from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
@@ -49,6 +49,8 @@ class Overview:
     failed_jobs: list[dict[str, Any]] = field(default_factory=list)
     quarantine: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Any] = field(default_factory=dict)
+    consumer_groups: list[dict[str, Any]] = field(default_factory=list)
+    """Each group reading the changes (`changes groups --json`), with its ``warning``."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class Overview:
             "failed_jobs": self.failed_jobs,
             "quarantine": self.quarantine,
             "series": self.series,
+            "consumer_groups": self.consumer_groups,
         }
 
 
@@ -192,4 +195,8 @@ def snapshot(connection: redis.Redis, *, budget: int, with_series: bool = True) 
                 )
             ],
         },
+        consumer_groups=[
+            {**status.to_json(), "warning": status.warning}
+            for status in consumer_groups.statuses(connection)
+        ],
     )

@@ -58,6 +58,10 @@ METRICS: dict[str, str] = {
     "open_batches": "Resources with a batch waiting for its quiet window.",
     "poller_lag_seconds": "Seconds since the poller last read a webhook's resource's events.",
     "poll_interval_seconds": "HOOKS_POLL_INTERVAL_SECONDS (alerts compare the lag with it).",
+    "consumer_group_lag": "Changes not yet handed to a consumer group's consumers (label group).",
+    "consumer_group_pending": "Changes handed to a group's consumers and not yet acknowledged.",
+    "consumer_group_dead": "Dead letters of a consumer group (asana-hooks changes dead).",
+    "consumer_group_behind_retention": "1 when changes were trimmed before the group read them.",
     "webhook_health": "1 for the current health of each webhook (label health), else 0.",
     "webhook_deliveries_total": "Deliveries with events accepted for a webhook.",
     "webhook_heartbeats_total": "Heartbeats (empty deliveries) accepted for a webhook.",
@@ -119,6 +123,7 @@ class RedisCollector(Collector):
         yield from _system_metrics(view)
         yield _gauge("poll_interval_seconds", self._poll_interval)
         yield from _webhook_metrics(view.webhooks)
+        yield from _group_metrics(view.consumer_groups)
 
 
 def _counter(name: str, labels: list[str] | None = None) -> CounterMetricFamily:
@@ -208,3 +213,18 @@ def _webhook_metrics(webhooks: list[dict[str, Any]]) -> Iterator[Metric]:
             deletion.add_metric(values, deletes.timestamp())
     yield from (health, deliveries, heartbeats, events, quarantined, lag)
     yield from (last_heartbeat, deletion)
+
+
+def _group_metrics(groups: list[dict[str, Any]]) -> Iterator[Metric]:
+    lag = _gauge("consumer_group_lag", labels=["group"])
+    pending = _gauge("consumer_group_pending", labels=["group"])
+    dead = _gauge("consumer_group_dead", labels=["group"])
+    behind = _gauge("consumer_group_behind_retention", labels=["group"])
+    for group in groups:
+        name = [group["group"]]
+        if group.get("lag") is not None:
+            lag.add_metric(name, group["lag"])
+        pending.add_metric(name, group["pending"])
+        dead.add_metric(name, group["dead"])
+        behind.add_metric(name, 1 if group["behind_retention"] else 0)
+    yield from (lag, pending, dead, behind)

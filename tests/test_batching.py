@@ -187,3 +187,24 @@ class TestEmitter:
         found = emitter.emitted_change("job", batch.batch_id)
         assert found is not None
         assert found[1]["data"]["name"] == "x"
+
+    def test_entries_past_the_retention_are_trimmed_at_the_next_emit(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """HOOKS_STREAM_RETENTION_HOURS trims by the entries' age even far below MAXLEN: a
+        week-old node of entries goes when a new entry is written; recent ones stay."""
+        now_ms = int(time.time() * 1000)
+        week_ago = now_ms - 8 * 24 * 3_600_000
+        for seq in range(1, 301):
+            redis_client.xadd(keys.CHANGES_STREAM, {"change": "{}"}, id=f"{week_ago}-{seq}")
+        recent = redis_client.xadd(keys.CHANGES_STREAM, {"change": "{}"})
+        batcher = _batcher(redis_client, debounce=0.01)
+        emitter = Emitter(redis_client, stream_maxlen=100_000, retention_hours=168)
+        opened = _take(redis_client, batcher, [_event("1")]).opened[0]
+        time.sleep(0.03)
+        batch = batcher.close("1", opened.batch_id, owner="job").batch
+        assert batch is not None
+        entry_id, _new = emitter.emit(batch, build_change(batch, Fetched("ok", {"gid": "1"})))
+        left = [entry for entry, _fields in redis_client.xrange(keys.CHANGES_STREAM) or []]
+        assert len(left) < 100  # whole nodes of old entries went (MINID ~)
+        assert left[-2:] == [recent, entry_id.encode()]

@@ -196,6 +196,11 @@ def test_status_page_in_chromium(
     odd = Delivery("webhook", target_id, webhook_gid, None, "2026-12-04T10:00:00.000Z", ())
     quarantine.keep(redis_client, odd, [({"action": "changed"}, "resource must be an object")])
 
+    # A consumer group that fell behind the retention: its row, with the warning.
+    redis_client.xgroup_create(keys.CHANGES_STREAM, "billing", "0")
+    redis_client.xadd(keys.CHANGES_STREAM, {"change": "{}"})
+    redis_client.xtrim(keys.CHANGES_STREAM, maxlen=1, approximate=False)
+
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "status.png"
     screenshot.unlink(missing_ok=True)
@@ -214,6 +219,10 @@ def test_status_page_in_chromium(
     [kept] = [r for r in parser.rows if "quarantined-event" in str(r["class"]).split()]
     assert "resource must be an object" in str(kept["cells"])
     assert "1 event(s) we could not read" in dom
+    [group] = [r for r in parser.rows if "consumer-group" in str(r["class"]).split()]
+    assert group["data-group"] == "billing"
+    assert "bad" in str(group["class"]).split()
+    assert "group billing fell behind the retention" in str(group["cells"])
     updated = re.search(r'<span class="([^"]*)" id="updated">([^<]*)</span>', dom)
     assert updated is not None
     assert updated.group(1) == "meta", updated.group(2)

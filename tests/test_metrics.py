@@ -79,6 +79,20 @@ class TestMetrics:
         assert ({**labels, "health": "failing"}, 0.0) in metrics[PREFIX + "webhook_health"]
         assert ({"state": "queued"}, 0.0) in metrics[PREFIX + "queue_jobs"]
 
+    def test_consumer_groups(self, url: str, redis_client: redis.Redis) -> None:
+        """Per group: lag, pending, dead letters, and 1 when it fell behind the retention."""
+        redis_client.xgroup_create(keys.CHANGES_STREAM, "billing", "$", mkstream=True)
+        for _ in range(3):
+            redis_client.xadd(keys.CHANGES_STREAM, {"change": "{}"})
+        redis_client.xreadgroup("billing", "c", {keys.CHANGES_STREAM: ">"}, count=1)
+        redis_client.xadd(keys.dead_letters("billing"), {"id": "1-0", "change": "{}"})
+        metrics = scrape(url)
+        group = {"group": "billing"}
+        assert metrics[PREFIX + "consumer_group_lag"] == [(group, 2.0)]
+        assert metrics[PREFIX + "consumer_group_pending"] == [(group, 1.0)]
+        assert metrics[PREFIX + "consumer_group_dead"] == [(group, 1.0)]
+        assert metrics[PREFIX + "consumer_group_behind_retention"] == [(group, 0.0)]
+
     def test_every_documented_metric_is_exported(self, url: str) -> None:
         """The names in METRICS and in README.md's table are the names on the wire."""
         answer = httpx.get(f"{url}/metrics", timeout=5).text

@@ -59,6 +59,12 @@ class TestFromEnviron:
         assert settings.auto_recreate is False
         assert settings.handlers == ("pkg.mod:func", "other:handle")
 
+    def test_retention_hours(self) -> None:
+        """A week by default; fractions of an hour are fine."""
+        assert Settings.from_environ({}).stream_retention_hours == 168
+        retention = Settings.from_environ({"HOOKS_STREAM_RETENTION_HOURS": "0.5"})
+        assert retention.stream_retention_hours == 0.5
+
     def test_secrets_never_show_in_a_repr(self) -> None:
         """Tokens and keys are masked wherever the settings are printed."""
         key = generate_key()
@@ -80,6 +86,8 @@ class TestFromEnviron:
             ("REDIS_URL", "http://x", "redis://"),
             ("HOOKS_ENCRYPTION_KEY", "short", "not a Fernet key"),
             ("HOOKS_HANDLERS", "nocolon", "pkg.mod:func"),
+            ("HOOKS_STREAM_RETENTION_HOURS", "a week", "number of hours"),
+            ("HOOKS_STREAM_RETENTION_HOURS", "0", "greater than 0"),
         ],
     )
     def test_bad_values_name_the_variable(self, variable: str, value: str, says: str) -> None:

@@ -125,6 +125,27 @@ class TestStatusData:
         assert "</script><b>" not in page
 
 
+class TestConsumerGroups:
+    """Each consumer group's lag, pending and dead counts, and the retention warning."""
+
+    def test_groups_in_status_json(self, open_url: str, redis_client: redis.Redis) -> None:
+        ids = [redis_client.xadd(keys.CHANGES_STREAM, {"change": "{}"}) for _ in range(4)]
+        redis_client.xgroup_create(keys.CHANGES_STREAM, "search", "$")
+        redis_client.xgroup_create(keys.CHANGES_STREAM, "billing", "0")
+        redis_client.xreadgroup("billing", "c", {keys.CHANGES_STREAM: ">"}, count=1)
+        redis_client.xadd(keys.dead_letters("billing"), {"id": "1-0", "change": "{}"})
+        redis_client.xtrim(keys.CHANGES_STREAM, minid=ids[2], approximate=False)
+        data = httpx.get(f"{open_url}/status.json", timeout=5).json()
+        found = {g["group"]: g for g in data["consumer_groups"]}
+        assert {name: (g["lag"], g["pending"], g["dead"]) for name, g in found.items()} == {
+            "billing": (3, 1, 1),
+            "search": (0, 0, 0),
+        }
+        assert found["billing"]["behind_retention"] is True
+        assert "fell behind the retention" in found["billing"]["warning"]
+        assert found["search"]["warning"] is None
+
+
 class TestAccess:
     """Loopback only without a token (proxies are not loopback); bearer or cookie with one."""
 

@@ -1,5 +1,10 @@
 """Write one entry per closed batch to the changes stream, exactly once. I/O edge (Redis, Lua).
 
+Retention: each XADD trims by count (MAXLEN ~ HOOKS_STREAM_MAXLEN) and then by age (XTRIM
+MINID ~ now - HOOKS_STREAM_RETENTION_HOURS, from Redis's clock, which also makes the ids);
+whichever cuts more wins. Both are approximate (``~``): Redis drops whole nodes of about 100
+entries, so a few entries past either bound may stay a little longer.
+
 The XADD, the batch's emitted mark (its entry id, in its flush job's hash), the deletion of
 the closed batch, the end of the resource's flush lease, the resource's version
 (workers.versions) and every counter are one Lua script: a flush job that runs twice, or
@@ -47,6 +52,8 @@ second copy of the job still running with the batch in hand (a worker that misse
 heartbeat): RQ's Retry schedule (asana_hooks.queueing) spans about 19 minutes, an attempt
 can wait out API timeouts and 429 pauses for a few more; six hours covers both with room,
 and at 1 delivery/s costs about 0.5 MiB (48 h keys of ~160 bytes cost 14 MiB)."""
+DEFAULT_RETENTION_HOURS = 168.0
+"""HOOKS_STREAM_RETENTION_HOURS's default: a week of changes, whatever their number."""
 RECENT_CHANGES_KEPT = 50
 REDUNDANT = "redundant"
 """What a batch's emitted mark holds when it was settled without an entry."""
@@ -58,9 +65,16 @@ _SETTLE = lua.load(__file__, "emit_settle")
 class Emitter:
     """Appends changes to ``keys.CHANGES_STREAM``; see the module docstring for the counters."""
 
-    def __init__(self, connection: redis.Redis, *, stream_maxlen: int) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        stream_maxlen: int,
+        retention_hours: float = DEFAULT_RETENTION_HOURS,
+    ) -> None:
         self._redis = connection
         self.stream_maxlen = stream_maxlen
+        self.retention_ms = int(retention_hours * 3_600_000)
         self._emit = connection.register_script(_EMIT)
         self._settle = connection.register_script(_SETTLE)
 
@@ -89,6 +103,7 @@ class Emitter:
                 RECENT_CHANGES_KEPT,
                 carried_version(change.get("data")) or "",
                 "1" if batch.resync_only else "0",
+                self.retention_ms,
             ],
         )
         entry_id = text(result)

@@ -54,7 +54,11 @@ class Runtime:
                 debounce_seconds=settings.debounce_seconds,
                 max_delay_seconds=settings.max_delay_seconds,
             ),
-            emitter=Emitter(connection, stream_maxlen=settings.stream_maxlen),
+            emitter=Emitter(
+                connection,
+                stream_maxlen=settings.stream_maxlen,
+                retention_hours=settings.stream_retention_hours,
+            ),
             series=SeriesWriter(connection),
         )
 

@@ -12,6 +12,7 @@ import sys
 import click
 import redis
 
+from asana_hooks.cli.changes import changes
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure
 from asana_hooks.cli.encryption_keys import keys
 from asana_hooks.cli.failed import failed
@@ -28,7 +29,7 @@ def cli() -> None:
     """Receive Asana webhooks: every change, once, with the fresh resource attached."""
 
 
-for command in (serve, worker, poll, dev, webhooks, watch, keys, failed, quarantine):
+for command in (serve, worker, poll, dev, webhooks, watch, keys, failed, quarantine, changes):
     cli.add_command(command)
 
 

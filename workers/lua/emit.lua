@@ -1,11 +1,17 @@
 -- KEYS: emitted (the owner's hash), closed, flushing, stream, stats, recent, target (or ''),
 --       version, the earlier layout's emitted key (read only).
 -- ARGV: batch id, change json, maxlen, emitted ttl, summary json (with __ID__), status, kept,
---       modified_at the data carries ('' for none), '1' when only a resync's events made it.
+--       modified_at the data carries ('' for none), '1' when only a resync's events made it,
+--       retention (ms; entries older than this are trimmed, by the id's time).
 -- Returns the new entry id, or the existing one prefixed with '=' when already emitted.
 local existing = redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('GET', KEYS[9])
 if existing then return '=' .. existing end
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[3]), '*', 'change', ARGV[2])
+local now_ms = tonumber(string.match(id, '^(%d+)-'))
+local oldest = now_ms - tonumber(ARGV[10])
+if oldest > 0 then
+  redis.call('XTRIM', KEYS[4], 'MINID', '~', string.format('%d-0', oldest))
+end
 redis.call('HSET', KEYS[1], ARGV[1], id)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('DEL', KEYS[2])

@@ -1,0 +1,370 @@
+"""Read the changes stream reliably: ``Consumer(group).run(handler)``. I/O edge (Redis).
+
+At-least-once delivery through a Redis consumer group on ``asana-hooks:changes``:
+
+- ``handler(change)`` returning acknowledges the entry (XACK); raising retries it after a
+  backoff (``backoff_seconds``, doubling up to 30 s); after ``max_deliveries`` deliveries it
+  goes to ``asana-hooks:dead:<group>`` with the error, the count and ``dead_at``, and is
+  acknowledged. The change the handler gets carries its entry id as ``"id"``: handle each id
+  once (a crash between the handler's return and the XACK delivers it again).
+- Entries a consumer held when it died are claimed by the others after
+  ``claim_after_seconds`` (XAUTOCLAIM). A running consumer refreshes a heartbeat key and the
+  idle time of what it holds every quarter of that, so a slow handler is never robbed.
+- SIGTERM and SIGINT (or ``stop()`` from another thread) finish the entry in hand and stop.
+- One resource, one consumer at a time: the Lua script that reads new entries gives each
+  resource to the consumer holding its lease (a hash per resource gid) and moves an entry
+  read by any other consumer to that holder's pending list, in the same atomic step, so the
+  holder sees the resource's entries in stream order; the lease goes when the holder
+  acknowledges the newest one it was given, or to another consumer when its heartbeat stops
+  (with everything it still held). Each consumer handles what it holds oldest first and
+  holds back a resource's later entries while an earlier one waits for its retry.
+- A group that falls behind the retention (changes trimmed before it read them) is logged
+  as a warning at start and at every claim pass.
+- ``changes dead --group G --replay`` puts G's dead letters on ``asana-hooks:retry:<group>``,
+  which only G's consumers read (beside the changes, with the same group name).
+
+The group is created at the end of the stream (new changes only) unless ``start`` is
+``"0"`` (everything retained), an entry id, a Unix time or an aware datetime; an existing
+group keeps its position.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import redis
+
+from asana_hooks import consumer_groups, keys, lua, stream_ids
+from asana_hooks.consumer_plan import Held, Step, backoff_seconds, plan
+from asana_hooks.redis_conn import connect, text
+from asana_hooks.settings import DEFAULT_REDIS_URL
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], object]
+
+BATCH = 100
+"""Entries read per round trip (each is still acknowledged on its own, as it is handled)."""
+BLOCK_SECONDS = 0.5
+"""Longest wait for new entries before looking again at retries, claims and stop()."""
+LEASE_TTL_SECONDS = 24 * 3600
+"""A lease outlives any handler; it is deleted when its resource's last entry is settled."""
+ERROR_CHARS = 2000
+
+_TAKE = lua.load(__file__, "consumer_take")
+_DONE = lua.load(__file__, "consumer_done")
+_TOUCH = lua.load(__file__, "consumer_touch")
+
+
+class Consumer:
+    """One consumer of group ``group``; run several (any processes) to share the work."""
+
+    def __init__(
+        self,
+        group: str,
+        *,
+        redis_url: str | None = None,
+        name: str | None = None,
+        max_deliveries: int = 5,
+        claim_after_seconds: float = 60,
+        start: str | float | datetime = "$",
+        backoff_seconds: float = 1.0,
+    ) -> None:
+        if not group or any(char.isspace() for char in group):
+            raise ValueError("group must be a non-empty name without spaces")
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        if claim_after_seconds <= 0 or backoff_seconds < 0:
+            raise ValueError("claim_after_seconds must be > 0 and backoff_seconds >= 0")
+        self.group = group
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.max_deliveries = max_deliveries
+        self.claim_after_seconds = float(claim_after_seconds)
+        self.backoff_seconds = backoff_seconds
+        self.start = _start_id(start)
+        url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        self._redis = connect(url, socket_timeout=BLOCK_SECONDS + 5.0)
+        self._take = self._redis.register_script(_TAKE)
+        self._done = self._redis.register_script(_DONE)
+        self._touch = self._redis.register_script(_TOUCH)
+        self._stop = threading.Event()
+        self._attempted: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
+        self._warned_behind: str | None = None
+
+    def stop(self) -> None:
+        """Finish the entry in hand, then return from ``run``."""
+        self._stop.set()
+
+    def run(self, handler: Handler) -> None:
+        """Hand every change to ``handler`` until stopped; see the module docstring."""
+        consumer_groups.create(self._redis, self.group, self.start)
+        self._reclaim_own()
+        logger.info("consumer.start group=%s name=%s", self.group, self.name)
+        with self._signals(), self._heartbeat():
+            next_claim = 0.0
+            while not self._stop.is_set():
+                claim = time.monotonic() >= next_claim
+                if claim:
+                    self._warn_if_behind()
+                    next_claim = time.monotonic() + self.claim_after_seconds / 4
+                held, last_ids = self._hand_out(claim=claim)
+                steps, next_due = plan(
+                    held,
+                    attempted=self._attempted,
+                    retry_at=self._retry_at,
+                    now=time.monotonic(),
+                    max_deliveries=self.max_deliveries,
+                )
+                if not self._settle(steps, handler):
+                    self._wait(last_ids, next_due, next_claim)
+        self._redis.delete(keys.consumer_alive(self.group, self.name))
+        logger.info("consumer.stop group=%s name=%s", self.group, self.name)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # The loop's parts -----------------------------------------------------------------------
+
+    def _reclaim_own(self) -> None:
+        """A consumer restarted under the same name finds its earlier self's entries pending:
+        claiming them (not JUSTID) counts this as a new delivery, so an entry whose handler
+        kills the process is dead-lettered after max_deliveries restarts, not retried forever."""
+        for stream in (keys.CHANGES_STREAM, keys.retry_stream(self.group)):
+            held = self._redis.xpending_range(stream, self.group, "-", "+", 10_000, self.name)
+            ids = [text(entry["message_id"]) for entry in held]
+            for first in range(0, len(ids), 500):
+                chunk: list[Any] = ids[first : first + 500]
+                self._redis.xclaim(stream, self.group, self.name, 0, chunk)
+
+    def _hand_out(self, *, claim: bool) -> tuple[list[Held], list[str]]:
+        min_idle = int(self.claim_after_seconds * 1000) if claim else 0
+        pending, last_ids = self._take(
+            keys=[keys.CHANGES_STREAM, keys.retry_stream(self.group)],
+            args=[
+                self.group,
+                self.name,
+                BATCH,
+                keys.consumer_lease_prefix(self.group),
+                keys.consumer_alive_prefix(self.group),
+                LEASE_TTL_SECONDS,
+                min_idle,
+            ],
+        )
+        held = [
+            Held(
+                stream="changes" if int(index) == 1 else "retry",
+                id=text(entry_id),
+                deliveries=int(deliveries),
+                fields=_fields(fields) if fields else None,
+            )
+            for index, entry_id, deliveries, fields in pending
+        ]
+        return held, [text(value) for value in last_ids]
+
+    def _settle(self, steps: list[Step], handler: Handler) -> bool:
+        """Take each step in order; False when none was taken. Stops after the entry in hand
+        when stop() was called; a resource whose entry failed skips its later entries."""
+        failed: set[tuple[str, str]] = set()
+        done_any = False
+        for step in steps:
+            if self._stop.is_set():
+                break
+            entry = step.entry
+            lane = (entry.stream, entry.resource)
+            if entry.resource and lane in failed:
+                continue
+            done_any = True
+            if step.action == "gone":
+                logger.warning(
+                    "consumer.trimmed group=%s id=%s: the stream was trimmed before it was handled",
+                    self.group,
+                    entry.id,
+                )
+                self._finish(entry)
+            elif step.action == "dead":
+                error = self._redis.hget(keys.consumer_errors(self.group), entry.id)
+                self._finish(
+                    entry,
+                    dead=text(error)
+                    if error
+                    else "no consumer answered: each stopped or died while handling it",
+                )
+            elif not self._deliver(step, handler):
+                failed.add(lane)
+        return done_any
+
+    def _deliver(self, step: Step, handler: Handler) -> bool:
+        entry = step.entry
+        if step.action == "redeliver":
+            stream = self._stream_key(entry)
+            claimed: list[Any] = [entry.id]
+            if not self._redis.xclaim(stream, self.group, self.name, 0, claimed):
+                return True  # trimmed meanwhile: Redis dropped it from the pending list
+            entry = Held(entry.stream, entry.id, entry.deliveries + 1, entry.fields)
+        self._attempted[entry.id] = entry.deliveries
+        try:
+            handler(entry.change)
+        except Exception as exc:  # the handler's failure is the entry's, never the loop's
+            return self._failed(entry, exc)
+        self._finish(entry)
+        return True
+
+    def _failed(self, entry: Held, exc: Exception) -> bool:
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+        if entry.deliveries >= self.max_deliveries:
+            logger.error(
+                "consumer.dead group=%s id=%s deliveries=%d error=%s",
+                self.group,
+                entry.original_id,
+                entry.deliveries,
+                error,
+                exc_info=exc,
+            )
+            self._finish(entry, dead=error)
+            return True
+        wait = backoff_seconds(entry.deliveries, base=self.backoff_seconds)
+        self._retry_at[entry.id] = time.monotonic() + wait
+        self._redis.hset(keys.consumer_errors(self.group), entry.id, error)
+        logger.warning(
+            "consumer.retry group=%s id=%s deliveries=%d in=%.1fs error=%s",
+            self.group,
+            entry.original_id,
+            entry.deliveries,
+            wait,
+            error,
+        )
+        return False
+
+    def _finish(self, entry: Held, *, dead: str | None = None) -> None:
+        """Acknowledge (dead-lettering first when ``dead`` holds the error), free the lease."""
+        dead_args: list[Any] = [""] * 6
+        if dead is not None:
+            dead_args = [
+                entry.original_id,
+                (entry.fields or {}).get("change", "null"),
+                dead,
+                entry.deliveries,
+                consumer_groups.now_iso(),
+                consumer_groups.DEAD_LETTERS_KEPT,
+            ]
+        self._done(
+            keys=[
+                self._stream_key(entry),
+                keys.consumer_errors(self.group),
+                keys.dead_letters(self.group),
+            ],
+            args=[
+                self.group,
+                self.name,
+                entry.id,
+                keys.consumer_lease_prefix(self.group),
+                entry.resource if entry.stream == "changes" else "",
+                "1" if entry.stream == "retry" else "0",
+                *dead_args,
+            ],
+        )
+        self._attempted.pop(entry.id, None)
+        self._retry_at.pop(entry.id, None)
+
+    def _wait(self, last_ids: list[str], next_due: float | None, next_claim: float) -> None:
+        """Block until a new entry arrives, a retry falls due, or it is time to claim."""
+        until = min(next_claim, time.monotonic() + BLOCK_SECONDS)
+        if next_due is not None:
+            until = min(until, next_due)
+        block_ms = int(max(0.0, until - time.monotonic()) * 1000)
+        if block_ms <= 0 or self._stop.is_set():
+            return
+        streams: dict[Any, Any] = {
+            keys.CHANGES_STREAM: last_ids[0],
+            keys.retry_stream(self.group): last_ids[1],
+        }
+        self._redis.xread(streams, count=1, block=block_ms)
+
+    def _warn_if_behind(self) -> None:
+        try:
+            found = consumer_groups.status(self._redis, self.group)
+        except consumer_groups.UnknownGroup:
+            return
+        if found.warning and found.last_delivered_id != self._warned_behind:
+            logger.warning("consumer.behind_retention %s", found.warning)
+            self._warned_behind = found.last_delivered_id
+
+    def _stream_key(self, entry: Held) -> str:
+        return keys.CHANGES_STREAM if entry.stream == "changes" else keys.retry_stream(self.group)
+
+    @contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        """A thread that says every quarter of claim_after_seconds: alive, holding these."""
+        done = threading.Event()
+        ttl = max(1, int(self.claim_after_seconds + 0.999))
+
+        def beat() -> None:
+            self._touch(
+                keys=[
+                    keys.consumer_alive(self.group, self.name),
+                    keys.CHANGES_STREAM,
+                    keys.retry_stream(self.group),
+                ],
+                args=[self.group, self.name, ttl],
+            )
+
+        def loop() -> None:
+            while not done.wait(self.claim_after_seconds / 4):
+                try:
+                    beat()
+                except redis.RedisError as exc:
+                    logger.warning("consumer.heartbeat_failed group=%s error=%s", self.group, exc)
+
+        beat()
+        thread = threading.Thread(target=loop, name=f"consumer-heartbeat-{self.name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(5)
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the loop after the entry in hand (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            logger.info("consumer.stopping group=%s signal=%s", self.group, signum)
+            self._stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _fields(raw: list[Any]) -> dict[str, str]:
+    return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw) - 1, 2)}
+
+
+def _start_id(start: str | float | datetime) -> str:
+    """Where a new group starts: "$", "0", an entry id, or the last id before a time."""
+    if isinstance(start, datetime):
+        return stream_ids.last_id_before(int(start.timestamp() * 1000))
+    if isinstance(start, int | float):
+        return stream_ids.last_id_before(int(start * 1000))
+    if start in ("$", "0"):
+        return start
+    return stream_ids.since_id(start, now=datetime.now(UTC))
