@@ -31,6 +31,9 @@ EXIT_REMOTE = 4
 CHECK_TIMEOUT_SECONDS = 10.0
 """One request to the public /healthz."""
 
+OPEN_WITHIN_SECONDS = 30.0
+"""How long ngrok may take to open the tunnel (the SDK itself waits forever on a silent peer)."""
+
 READY_WITHIN_SECONDS = 20.0
 """How long a new tunnel may take to carry its first request to the receiver."""
 
