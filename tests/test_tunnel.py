@@ -9,11 +9,14 @@ on ngrok: they are run against our receivers on 127.0.0.1 standing for public UR
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,11 +27,12 @@ from asana_hooks.redis_conn import connect
 from asana_hooks.settings import Settings
 from asana_hooks.tunnel_watch import TunnelWatch, catch_up
 from receiver.app import create_app
-from tests.helpers import serve_in_thread
-from tests.operator_system import run_cli
+from tests.helpers import serve_in_thread, wait_for
+from tests.operator_system import CLI, run_cli
 from tests.poller_stage import running_stage
 
-pytest.importorskip("ngrok", reason="the tunnel extra: pip install -e '.[tunnel]'")
+if importlib.util.find_spec("ngrok") is None:  # found, not imported: only subprocesses load it
+    pytest.skip("the tunnel extra: pip install -e '.[tunnel]'", allow_module_level=True)
 
 NGROK_TOKEN = "ngrok-test-token-do-not-print"
 
@@ -191,3 +195,42 @@ class TestCatchUp:
             assert any("webhooks retarget --all" in r.message for r in caplog.records)
             [webhook] = stage.fake.webhooks.values()
             assert webhook.target.startswith(stage.settings.require_public_url())
+
+
+class TestDevState:
+    """The CLI in the directory of a running `dev` reaches its Redis and key (step 3 of the
+    README's real-Asana path), and no longer once it stopped."""
+
+    def test_cli_beside_a_running_dev(self, tmp_path: Path) -> None:
+        """`webhooks list` finds dev's embedded Redis with no REDIS_URL set."""
+        port = free_port()
+        env = _env(
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+            ASANA_ACCESS_TOKEN="test-token",
+            ASANA_API_URL="http://127.0.0.1:9/api/1.0",
+        )
+        dev = subprocess.Popen(
+            [CLI, "dev", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: _listening(port), timeout=30)
+            wait_for(lambda: (tmp_path / ".asana-hooks" / "redis-url").is_file())
+            listed = subprocess.run(
+                [CLI, "webhooks", "list", "--json"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert listed.stdout.strip() == "[]"
+        finally:
+            dev.terminate()
+            dev.wait(30)
+        assert not (tmp_path / ".asana-hooks" / "redis-url").exists()

@@ -25,6 +25,7 @@ import httpx
 
 from asana_hooks import logs
 from asana_hooks.dev.redis_server import EmbeddedRedis
+from asana_hooks.dev_state import announce
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
 
@@ -70,6 +71,8 @@ def _run(*, demo: bool, port: int, tunnel: bool, tunnel_domain: str | None) -> N
                 EmbeddedRedis(data_dir or STATE_DIR / "redis", appendfsync=appendfsync)
             )
             env["REDIS_URL"] = server.url
+            if not demo:  # the CLI in another terminal, in this directory, finds it
+                stack.callback(announce(server.url).unlink, missing_ok=True)
             log.info("dev redis=%s data=%s (%s)", server.url, server.data_dir, server.binary.name)
         if not settings.encryption_keys:
             env["HOOKS_ENCRYPTION_KEY"] = _dev_key()
