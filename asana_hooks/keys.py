@@ -246,3 +246,17 @@ def consumer_errors(group: str) -> str:
     """Hash entry id -> the last error a handler raised for it (bounded by pending entries;
     the field goes when the entry is acknowledged or dead-lettered)."""
     return f"{PREFIX}consumer-errors:{group}"
+
+
+TUNNEL_URL = PREFIX + "tunnel:url"
+"""String with a TTL (asana_hooks.public_url.LIVE_TTL_SECONDS, renewed every minute by the
+`--tunnel` process, deleted when it stops): the public URL of the tunnel running now, which
+the CLI and the poller use as the current public URL (DESIGN.md §6.8)."""
+
+TUNNEL_LAST_URL = PREFIX + "tunnel:last-url"
+"""String, one key: the tunnel address whose webhooks were last brought up to date; a
+`--tunnel` run on another address retargets them (asana_hooks.tunnel_watch)."""
+
+TUNNEL_HEALTH = PREFIX + "tunnel:health"
+"""Hash with a TTL (as TUNNEL_URL): the watchdog's last check of the tunnel's public /healthz
+(url, ok, checked_at, last_ok_at, problem), shown on /status."""

@@ -17,6 +17,7 @@ import redis
 
 from asana_hooks import keys, lua
 from asana_hooks.events import format_timestamp
+from asana_hooks.public_url import target_is_current
 from asana_hooks.redis_conn import decode_hash, text
 from asana_hooks.secretbox import SecretBox, secrets_equal
 
@@ -76,6 +77,8 @@ class Registration:
     problem: str | None = None
     watch: str | None = None
     """The watch this webhook belongs to (asana_hooks.watches), if any."""
+    moving_to: str | None = None
+    """The target this webhook is being moved to (asana_hooks.retarget), once a move began."""
 
     @classmethod
     def from_hash(cls, target_id: str, raw: dict[str, str]) -> Registration:
@@ -97,10 +100,14 @@ class Registration:
             asana=json.loads(raw.get("asana") or "{}"),
             problem=raw.get("problem") or None,
             watch=raw.get("watch") or None,
+            moving_to=raw.get("moving_to") or None,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The contract's `webhooks list --json` object (with ``watch`` when it has one)."""
+    def to_json(self, *, public_url: str | None = None) -> dict[str, Any]:
+        """The contract's `webhooks list --json` object (with ``watch`` when it has one).
+
+        ``target_current`` (DESIGN.md §6.8): whether the target is under ``public_url``, the
+        current public URL (asana_hooks.public_url); null when none is known."""
         found = {
             "gid": self.webhook_gid,
             "resource": {
@@ -113,14 +120,17 @@ class Registration:
             "filters": self.filters,
             "state": self.state,
             "created_at": self.created_at,
+            "target_current": target_is_current(self.target_url, public_url),
         }
+        if self.moving_to:
+            found["moving_to"] = self.moving_to
         if self.watch:
             found["watch"] = self.watch
         return found
 
-    def to_status_json(self) -> dict[str, Any]:
+    def to_status_json(self, *, public_url: str | None = None) -> dict[str, Any]:
         """The contract's `webhooks status --json` object: ours plus Asana's delivery fields."""
-        status = self.to_json()
+        status = self.to_json(public_url=public_url)
         for name in ASANA_STATUS_FIELDS:
             status[name] = self.asana.get(name)
         status["last_delivery_at"] = self.last_delivery_at
@@ -224,6 +234,27 @@ class Registry:
         """Mark a target as one of a watch's (before its webhook exists, so that its first
         entries already name the watch)."""
         self._redis.hset(keys.target(target_id), "watch", watch_id)
+
+    def start_move(self, target_id: str, new_target_id: str) -> str:
+        """Record that ``target_id`` moves to ``new_target_id``, unless a move was recorded
+        before (an interrupted run): returns the target the move goes to, either way."""
+        self._redis.hsetnx(keys.target(target_id), "moving_to", new_target_id)
+        return text(self._redis.hget(keys.target(target_id), "moving_to") or new_target_id)
+
+    def abandon_move(self, target_id: str, new_target_id: str) -> None:
+        """The new target never got a webhook: forget it, so the next run starts afresh."""
+        self.forget(new_target_id)
+        self._redis.hdel(keys.target(target_id), "moving_to")
+
+    def finish_move(self, target_id: str, new_target_id: str) -> None:
+        """The new target's webhook is live: this one is done (answered 410 from now on)."""
+        pipe = self._redis.pipeline()
+        pipe.hset(
+            keys.target(target_id),
+            mapping={"state": "deleted", "state_at": now_iso(), "moved_to": new_target_id},
+        )
+        pipe.hdel(keys.target(target_id), "problem", "moving_to")
+        pipe.execute()
 
     def replace_webhook(self, target_id: str, *, old_gid: str | None, new_gid: str) -> None:
         pipe = self._redis.pipeline()

@@ -61,6 +61,10 @@ class Settings:
     late_event_seconds: float = 600.0
     heartbeat_timeout_seconds: float = 9 * 3600.0
     opt_fields: Mapping[str, str] = field(default_factory=dict)
+    ngrok_authtoken: Secret | None = None
+    """NGROK_AUTHTOKEN, for `--tunnel` (asana_hooks.tunnel)."""
+    ngrok_server_addr: str | None = None
+    """NGROK_SERVER_ADDR: where the ngrok agent connects (ngrok's own service by default)."""
     durability: Durability = "memory"
     """``memory``: 200 once Redis holds a delivery; ``fsync``: once Redis's AOF has it on disk."""
 
@@ -103,6 +107,8 @@ class Settings:
                 "HOOKS_HEARTBEAT_TIMEOUT_SECONDS", 9 * 3600.0
             ),
             opt_fields=env.opt_fields("HOOKS_OPT_FIELDS_"),
+            ngrok_authtoken=env.secret("NGROK_AUTHTOKEN"),
+            ngrok_server_addr=env.host_port("NGROK_SERVER_ADDR"),
             durability="fsync"
             if env.choice("HOOKS_DURABILITY", DURABILITIES) == "fsync"
             else "memory",
@@ -206,6 +212,15 @@ class _Reader:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SettingsError(name, f"must be an http(s) URL, got {raw!r}")
         return raw.rstrip("/")
+
+    def host_port(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        host, _, port = raw.rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(name, f"must look like host:port, got {raw!r}")
+        return raw
 
     def redis_url(self, name: str) -> str:
         raw = self._raw(name)

@@ -20,6 +20,7 @@ from asana_hooks import consumer_groups, keys, quarantine, series
 from asana_hooks.events import format_timestamp
 from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
+from asana_hooks.public_url import current_public_url, tunnel_health
 from asana_hooks.queueing import make_queue
 from asana_hooks.ratelimit import Budget
 from asana_hooks.redis_conn import decode_hash
@@ -51,6 +52,10 @@ class Overview:
     series: dict[str, Any] = field(default_factory=dict)
     consumer_groups: list[dict[str, Any]] = field(default_factory=list)
     """Each group reading the changes (`changes groups --json`), with its ``warning``."""
+    public_url: str | None = None
+    """The current public URL (asana_hooks.public_url): a running tunnel's or the setting."""
+    tunnel: dict[str, Any] | None = None
+    """The tunnel watchdog's last check, while a `--tunnel` process runs."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,13 +70,20 @@ class Overview:
             "quarantine": self.quarantine,
             "series": self.series,
             "consumer_groups": self.consumer_groups,
+            "public_url": self.public_url,
+            "tunnel": self.tunnel,
         }
 
 
 def webhook_statuses(
-    connection: redis.Redis, registrations: list[Registration], *, now: datetime
+    connection: redis.Redis,
+    registrations: list[Registration],
+    *,
+    now: datetime,
+    public_url: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`webhooks status --json` objects, with health and poller lag added."""
+    """`webhooks status --json` objects, with health and poller lag added; ``target_current``
+    against ``public_url``, the current public URL."""
     pipe = connection.pipeline(transaction=False)
     for registration in registrations:
         pipe.hgetall(keys.poll_state(registration.resource_gid))
@@ -80,7 +92,7 @@ def webhook_statuses(
     found = []
     for index, registration in enumerate(registrations):
         poll, subscribed = decode_hash(answers[2 * index]), bool(answers[2 * index + 1])
-        status = registration.to_status_json()
+        status = registration.to_status_json(public_url=public_url)
         status["poller_lag_seconds"] = poller_lag(poll, now=now)
         status["events_api"] = events_api(poll, subscribed=subscribed)
         status.update(assess(status, now=now))
@@ -169,14 +181,22 @@ def recent_changes(connection: redis.Redis, limit: int = RECENT_LIMIT) -> list[A
     return found
 
 
-def snapshot(connection: redis.Redis, *, budget: int, with_series: bool = True) -> Overview:
+def snapshot(
+    connection: redis.Redis,
+    *,
+    budget: int,
+    with_series: bool = True,
+    public_url: str | None = None,
+) -> Overview:
     """Read everything once (a few round trips; meant for the thread pool). ``with_series``:
-    the 24 h of per-minute series too (the page's charts; /metrics has no use for them)."""
+    the 24 h of per-minute series too (the page's charts; /metrics has no use for them).
+    ``public_url``: HOOKS_PUBLIC_URL, which a running tunnel's URL overrides."""
     now = datetime.now(UTC)
     registrations = Registry(connection).all()
+    current = current_public_url(connection, public_url)
     return Overview(
         generated_at=format_timestamp(now),
-        webhooks=webhook_statuses(connection, registrations, now=now),
+        webhooks=webhook_statuses(connection, registrations, now=now, public_url=current),
         stats=read_stats(connection),
         queue=queue_counts(connection),
         open_batches=int(connection.zcard(keys.OPEN_BATCHES)),
@@ -199,4 +219,6 @@ def snapshot(connection: redis.Redis, *, budget: int, with_series: bool = True) 
             {**status.to_json(), "warning": status.warning}
             for status in consumer_groups.statuses(connection)
         ],
+        public_url=current,
+        tunnel=tunnel_health(connection),
     )

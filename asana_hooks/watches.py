@@ -166,6 +166,10 @@ class WatchStore:
     def set_scope_target(self, watch_id: str, target_id: str) -> None:
         self._redis.hset(keys.watch(watch_id), "scope_target", target_id)
 
+    def set_public_url(self, watch_id: str, public_url: str) -> None:
+        """Every webhook of the watch was moved there (asana_hooks.retarget)."""
+        self._redis.hset(keys.watch(watch_id), "public_url", public_url)
+
     def reconciled(self, watch_id: str, *, problem: str | None = None) -> None:
         pipe = self._redis.pipeline()
         pipe.hset(keys.watch(watch_id), "last_reconciled_at", now_iso())

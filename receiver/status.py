@@ -123,7 +123,9 @@ async def login(request: Request) -> Response:
 def _snapshot_json(request: Request) -> dict[str, object]:
     connection: redis.Redis = request.state.redis
     settings: Settings = request.state.settings
-    return snapshot(connection, budget=settings.rate_limit_per_minute).to_json()
+    return snapshot(
+        connection, budget=settings.rate_limit_per_minute, public_url=settings.public_url
+    ).to_json()
 
 
 def _login_page(message: str, status: int) -> Response:

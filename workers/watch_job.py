@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox
 from asana_hooks.watch_sync import WatchSync, reconcile_exclusively
@@ -24,7 +25,7 @@ def reconcile_now(runtime: Runtime, watch_id: str, *, owner: str) -> str:
     watch = store.get(watch_id)
     if watch is None:
         return "gone"
-    public_url = watch.public_url or settings.public_url
+    public_url = current_public_url(runtime.redis, settings.public_url) or watch.public_url
     if not settings.encryption_keys or not public_url:
         log.warning(
             "watch.reconcile_skipped watch=%s: this worker has no HOOKS_ENCRYPTION_KEY or "

@@ -2,7 +2,8 @@
 
 Every failure a user can cause or fix (a missing setting, Redis away, a bad token, a
 target Asana cannot reach) ends as one line on stderr saying what to do, and a non-zero
-exit code: 2 for usage and configuration, 3 for Redis, 4 for Asana, 1 for anything else.
+exit code: 2 for usage and configuration, 3 for Redis, 4 for Asana (or the tunnel service,
+`--tunnel`), 1 for anything else.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import click
 import redis
 
+from asana_hooks import tunnel
 from asana_hooks.cli.changes import changes
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure
 from asana_hooks.cli.encryption_keys import keys
@@ -22,6 +24,7 @@ from asana_hooks.cli.watch import watch
 from asana_hooks.cli.webhooks import webhooks
 from asana_hooks.redis_conn import unreachable_message
 from asana_hooks.settings import SettingsError
+from asana_hooks.tunnel import TunnelError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +38,17 @@ for command in (serve, worker, poll, dev, webhooks, watch, keys, failed, quarant
 
 def main() -> None:
     try:
+        _main()
+    except SystemExit as exc:
+        if tunnel.sdk_started():
+            tunnel.exit_now(exc.code)
+        raise
+    if tunnel.sdk_started():
+        tunnel.exit_now(0)
+
+
+def _main() -> None:
+    try:
         cli.main(prog_name="asana-hooks", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -45,7 +59,7 @@ def main() -> None:
     except SettingsError as exc:
         click.echo(f"error: {exc.variable} {exc.problem}", err=True)
         sys.exit(EXIT_CONFIG)
-    except Failure as exc:
+    except (Failure, TunnelError) as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
     except redis.ConnectionError as exc:

@@ -22,9 +22,10 @@ NGROK_HELP = (
     "Asana delivers to the webhook target from the internet and calls it during "
     "`webhooks create` for the handshake, so the receiver must already run and be "
     "reachable at HOOKS_PUBLIC_URL; Asana refuses localhost and private addresses (403) "
-    "because it cannot reach them. On your machine: run `asana-hooks serve --port 8000` "
-    "(or `asana-hooks dev`), run `ngrok http 8000` in another terminal, export "
-    "HOOKS_PUBLIC_URL=<the https forwarding URL ngrok prints>, and run this command again."
+    "because it cannot reach them. On your machine: run `asana-hooks dev --tunnel` (with "
+    "NGROK_AUTHTOKEN set) and run this command again in the same directory; or run your "
+    "own `ngrok http 8000`, export HOOKS_PUBLIC_URL=<the https forwarding URL ngrok prints>, "
+    "and run this command again."
 )
 """The one paragraph that explains how to expose a local receiver."""
 

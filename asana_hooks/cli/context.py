@@ -12,6 +12,7 @@ import click
 import redis
 
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.dev_state import dev_defaults
 from asana_hooks.errors import HooksError
 from asana_hooks.redis_conn import connect
 from asana_hooks.registry import Registration, Registry
@@ -37,7 +38,8 @@ class Failure(HooksError):
 
 @cache
 def settings() -> Settings:
-    return Settings.from_environ(os.environ)
+    """The environment, over the Redis and key of a `dev` running here (asana_hooks.dev_state)."""
+    return Settings.from_environ({**dev_defaults(), **os.environ})
 
 
 @contextmanager

@@ -13,12 +13,15 @@ import redis
 
 from asana_hooks import logs
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure, settings
+from asana_hooks.cli.tunneling import ServeSupervisor, open_for, tunnel_options, under_tunnel
 from asana_hooks.redis_conn import (
     connect,
     fsync_advice,
     fsync_problem,
     unreachable_message,
 )
+from asana_hooks.settings import Settings
+from asana_hooks.tunnel import Tunnel, require_sdk
 
 log = logging.getLogger("asana_hooks.cli")
 
@@ -26,14 +29,26 @@ log = logging.getLogger("asana_hooks.cli")
 @click.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104 - a public receiver
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
+@tunnel_options
+def serve(host: str, port: int, tunnel: bool, tunnel_domain: str | None) -> None:
     """Run the receiver (uvicorn)."""
+    current = settings()
+    logs.configure()
+    if not (tunnel or tunnel_domain):
+        _serve(current, host=host, port=port)
+        return
+    opened = open_for(current, port, tunnel_domain)
+    try:
+        _serve(under_tunnel(current, opened), host=host, port=port, tunnel=opened)
+    finally:
+        opened.close()
+
+
+def _serve(current: Settings, *, host: str, port: int, tunnel: Tunnel | None = None) -> None:
     import uvicorn
 
     from receiver.app import create_app
 
-    current = settings()
-    logs.configure()
     app = create_app(current)
     problem = None
     try:
@@ -50,16 +65,28 @@ def serve(host: str, port: int) -> None:
         )
     if problem is not None:
         raise Failure(problem, EXIT_CONFIG)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        server_header=False,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
     )
+    supervisor = None if tunnel is None else ServeSupervisor(current, tunnel, server)
+    if supervisor is not None:
+        supervisor.start()
+    try:
+        server.run()
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.failure is not None:
+        raise supervisor.failure
 
 
 @click.command()
@@ -90,11 +117,14 @@ def poll(once: bool) -> None:
 @click.command()
 @click.option("--demo", is_flag=True, help="Also run a local fake Asana that plays a script.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def dev(demo: bool, port: int) -> None:
+@tunnel_options
+def dev(demo: bool, port: int, tunnel: bool, tunnel_domain: str | None) -> None:
     """Run it all locally: Redis (embedded unless REDIS_URL is set), receiver, worker, poller."""
     from asana_hooks.dev.server import run_dev
 
-    run_dev(demo=demo, port=port)
+    if tunnel or tunnel_domain:
+        require_sdk(settings().ngrok_authtoken)  # before anything starts
+    run_dev(demo=demo, port=port, tunnel=tunnel or bool(tunnel_domain), tunnel_domain=tunnel_domain)
 
 
 def _require_redis(url: str) -> None:

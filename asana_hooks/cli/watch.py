@@ -32,6 +32,7 @@ from asana_hooks.cli.context import (
 )
 from asana_hooks.cli.create import check_public_url
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
 from asana_hooks.scopes import UnknownScope, list_projects, list_webhooks, resolve
 from asana_hooks.watch_plan import ScopeProject, cap_problem, refused_filter, wanted
@@ -71,9 +72,11 @@ def add_command(
     current = settings()
     current.require_token()
     current.require_encryption_keys()
-    public_url = current.require_public_url()
-    check_public_url(current, public_url)
     with open_registry(secrets=True) as (connection, registry), asana_client(connection) as client:
+        public_url = (
+            current_public_url(connection, current.public_url) or current.require_public_url()
+        )
+        check_public_url(current, public_url)
         store = WatchStore(connection)
         try:
             scope = resolve(client, kind, gid)

@@ -26,6 +26,7 @@ from asana_hooks.cli.context import (
 )
 from asana_hooks.health import describe_duration
 from asana_hooks.health_check import check_webhook
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.snapshot import webhook_statuses
 
@@ -48,7 +49,10 @@ def status_command(gid: str | None, live: bool, as_json: bool) -> None:
         registrations = [find_registration(registry, gid)] if gid else registry.all()
         if live and current.asana_access_token is not None and registrations:
             registrations = _refresh(connection, registry, registrations)
-        statuses = webhook_statuses(connection, registrations, now=datetime.now(UTC))
+        public_url = current_public_url(connection, current.public_url)
+        statuses = webhook_statuses(
+            connection, registrations, now=datetime.now(UTC), public_url=public_url
+        )
     if as_json:
         render.print_json(statuses[0] if gid else statuses)
         return
@@ -123,7 +127,17 @@ def _print_statuses(statuses: list[dict[str, Any]]) -> None:
             render.console().print(
                 f"! {status['gid'] or status['target_id']} {status['quarantine_note']}"
             )
-        if status["health"] in ("ok", "retired", "deleted"):
+        if status["health"] in ("retired", "deleted"):
+            continue
+        if status.get("target_current") is False:
+            render.console().print(
+                render.styled(
+                    f"! {status['gid'] or status['target_id']} delivers to {status['target']}, "
+                    "not under the current public URL: asana-hooks webhooks retarget --all",
+                    "failing",
+                )
+            )
+        if status["health"] == "ok":
             continue
         render.console().print(render.styled(_alert_line(status), status["health"]))
 

@@ -24,8 +24,10 @@ from asana_hooks.cli.context import (
     settings,
 )
 from asana_hooks.cli.create import check_public_url, create
+from asana_hooks.cli.retarget import retarget_command
 from asana_hooks.cli.webhook_status import status_command
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
+from asana_hooks.public_url import current_public_url, target_is_current
 from asana_hooks.registry import Registration
 
 
@@ -59,9 +61,11 @@ def create_command(
     current = settings()
     current.require_token()
     current.require_encryption_keys()
-    public_url = current.require_public_url()
-    check_public_url(current, public_url)
     with open_registry(secrets=True) as (connection, registry), asana_client(connection) as client:
+        public_url = (
+            current_public_url(connection, current.public_url) or current.require_public_url()
+        )
+        check_public_url(current, public_url)
         outcome = create(
             client,
             connection,
@@ -73,7 +77,8 @@ def create_command(
         )
     registration = outcome.registration
     if as_json:
-        render.print_json({**registration.to_json(), "existing": outcome.existing})
+        shown = registration.to_json(public_url=public_url)
+        render.print_json({**shown, "existing": outcome.existing})
         return
     if outcome.existing:
         click.echo(
@@ -89,10 +94,11 @@ def create_command(
 @JSON_OPTION
 def list_command(as_json: bool) -> None:
     """Every webhook this receiver registered, with its state."""
-    with open_registry() as (_, registry):
+    with open_registry() as (connection, registry):
         registrations = registry.all()
+        public_url = current_public_url(connection, settings().public_url)
     if as_json:
-        render.print_json([r.to_json() for r in registrations])
+        render.print_json([r.to_json(public_url=public_url) for r in registrations])
         return
     render.table(
         ("GID", "STATE", "RESOURCE", "FILTERS", "TARGET", "CREATED"),
@@ -102,7 +108,7 @@ def list_command(as_json: bool) -> None:
                 render.styled(r.state, _state_health(r.state)),
                 _resource_text(r),
                 _filters_text(r.filters),
-                r.target_url,
+                _target_text(r.target_url, public_url),
                 render.ago(r.created_at),
             )
             for r in registrations
@@ -156,6 +162,13 @@ def retire_command(gid: str, as_json: bool) -> None:
 
 
 webhooks.add_command(status_command)
+webhooks.add_command(retarget_command)
+
+
+def _target_text(target: str, public_url: str | None) -> str:
+    if target_is_current(target, public_url) is False:
+        return f"{target} (not current: webhooks retarget)"
+    return target
 
 
 def _state_health(state: str) -> str:

@@ -2,7 +2,9 @@
 
 Redis is embedded (``EmbeddedRedis``) unless REDIS_URL is set. The receiver, the worker and
 the poller run as child processes of this one, exactly as in production; ``--demo`` adds
-the fake Asana (in this process) and plays ``demo.play`` against it. Ctrl-C stops it all.
+the fake Asana (in this process) and plays ``demo.play`` against it. ``--tunnel`` opens an
+ngrok tunnel in this process (asana_hooks.cli.tunneling) and runs the children under its URL.
+Ctrl-C stops it all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 
 from asana_hooks import logs
 from asana_hooks.dev.redis_server import EmbeddedRedis
+from asana_hooks.dev_state import announce
 from asana_hooks.secretbox import generate_key
 from asana_hooks.settings import Settings
 
@@ -36,11 +39,13 @@ DEMO_SETTINGS = {
 }
 
 
-def run_dev(*, demo: bool, port: int) -> None:
+def run_dev(
+    *, demo: bool, port: int, tunnel: bool = False, tunnel_domain: str | None = None
+) -> None:
     logs.configure()
     signal.signal(signal.SIGTERM, _stop)
     try:
-        _run(demo=demo, port=port)
+        _run(demo=demo, port=port, tunnel=tunnel, tunnel_domain=tunnel_domain)
     except KeyboardInterrupt:
         log.info("dev stopped")
 
@@ -49,9 +54,15 @@ def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _run(*, demo: bool, port: int) -> None:
+def _run(*, demo: bool, port: int, tunnel: bool, tunnel_domain: str | None) -> None:
     settings = Settings.from_environ(os.environ)
     with ExitStack() as stack:
+        opened = None
+        if tunnel:  # opened before anything starts: a refusal leaves nothing running
+            from asana_hooks.cli.tunneling import open_for
+
+            opened = open_for(settings, port, tunnel_domain)
+            stack.callback(opened.close)
         env = dict(os.environ)
         if not settings.redis_url_is_set:
             data_dir = Path(tempfile.mkdtemp(prefix="asana-hooks-demo-")) if demo else None
@@ -60,9 +71,13 @@ def _run(*, demo: bool, port: int) -> None:
                 EmbeddedRedis(data_dir or STATE_DIR / "redis", appendfsync=appendfsync)
             )
             env["REDIS_URL"] = server.url
+            if not demo:  # the CLI in another terminal, in this directory, finds it
+                stack.callback(announce(server.url).unlink, missing_ok=True)
             log.info("dev redis=%s data=%s (%s)", server.url, server.data_dir, server.binary.name)
         if not settings.encryption_keys:
             env["HOOKS_ENCRYPTION_KEY"] = _dev_key()
+        if opened is not None:
+            env["HOOKS_PUBLIC_URL"] = opened.url
         env.setdefault("HOOKS_PUBLIC_URL", f"http://127.0.0.1:{port}")
         fake = None
         if demo:
@@ -83,6 +98,8 @@ def _run(*, demo: bool, port: int) -> None:
         children = [stack.enter_context(_child(command, env)) for command in commands]
         base = f"http://127.0.0.1:{port}"
         _wait_ready(f"{base}/readyz", children)
+        if opened is not None:
+            _through_tunnel(stack, env, opened.url)
         log.info("dev ready: receiver %s/hooks/asana/<target>, status page %s/status", base, base)
         if fake is not None:
             from asana_hooks.dev.demo import play, print_changes
@@ -94,6 +111,19 @@ def _run(*, demo: bool, port: int) -> None:
             ).start()
             threading.Thread(target=play, args=(fake, env), daemon=True).start()
         _watch(children)
+
+
+def _through_tunnel(stack: ExitStack, env: dict[str, str], url: str) -> None:
+    """Check the tunnel end to end, then announce it, catch up and watch it (until dev stops)."""
+    from asana_hooks.cli.tunneling import announce_ready
+    from asana_hooks.tunnel import wait_public
+    from asana_hooks.tunnel_watch import start_duties
+
+    wait_public(url)
+    announce_ready(url)
+    thread, stop = start_duties(Settings.from_environ(env), url)
+    stack.callback(thread.join, 10)
+    stack.callback(stop.set)
 
 
 def _dev_key() -> str:

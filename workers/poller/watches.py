@@ -18,6 +18,7 @@ from datetime import datetime
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError
 from asana_hooks.events import parse_timestamp
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
 from asana_hooks.settings import Settings
 from asana_hooks.watch_sync import WatchSync, reconcile_exclusively
@@ -53,7 +54,10 @@ class WatchCare:
         for watch in self._store.all():
             if not (force or self._due(watch)):
                 continue
-            public_url = watch.public_url or self._settings.public_url
+            public_url = (  # new webhooks go under the current public URL (§6.8)
+                current_public_url(self._registry.connection, self._settings.public_url)
+                or watch.public_url
+            )
             if not self._can_create or not public_url:
                 missing = "HOOKS_ENCRYPTION_KEY" if not self._can_create else "HOOKS_PUBLIC_URL"
                 log.error("watch.cannot_reconcile watch=%s: %s is not set", watch.id, missing)

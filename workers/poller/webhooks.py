@@ -7,7 +7,8 @@ it (``asana_hooks.health_check``: its state moves to ``failing`` / ``active`` / 
 missing from it is asked for with ``GET /webhooks/{gid}`` before it is called lost, since it may
 have been created after the listing was taken, except one already ``lost`` (nobody creates a
 webhook under a lost gid, so its absence says nothing new). A ``lost`` one is re-created on
-the same target when ``HOOKS_AUTO_RECREATE`` is on: ``register`` takes the sync token first
+the same target, under the current public URL (asana_hooks.public_url), when
+``HOOKS_AUTO_RECREATE`` is on: ``register`` takes the sync token first
 when it was lost too, and marks the gap for a resync (``asana_hooks.subscription``), so the
 time without a webhook is covered.
 """
@@ -22,6 +23,7 @@ from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError
 from asana_hooks.health import Verdict
 from asana_hooks.health_check import check_webhook, record_verdict
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registration import SecretMismatch, register
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.settings import Settings
@@ -108,7 +110,10 @@ class WebhookCare:
                 where,
             )
             return
-        public_url = _public_base(registration) or self._settings.public_url
+        public_url = (  # DESIGN.md §6.8: under the current public URL, never an old one
+            current_public_url(self._registry.connection, self._settings.public_url)
+            or _public_base(registration)
+        )
         if public_url is None or not self._can_recreate:
             missing = "HOOKS_PUBLIC_URL" if public_url is None else "HOOKS_ENCRYPTION_KEY"
             problem = f"Asana deleted the webhook; cannot re-create it without {missing}"
