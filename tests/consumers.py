@@ -18,6 +18,7 @@ import redis
 
 from asana_hooks import keys
 from tests.consumer_process import HANDLED
+from tests.operator_system import invoke_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,17 +109,9 @@ class Cli:
 
 
 def cli(redis_url: str, *args: str) -> Cli:
-    """`asana-hooks ARGS` as a real process running this checkout's code."""
-    done = subprocess.run(
-        [sys.executable, "-m", "asana_hooks", *args],
-        env=process_env(redis_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return Cli(done.returncode, done.stdout, done.stderr)
+    """`asana-hooks ARGS` through its real entry point, in this process."""
+    done = invoke_cli(*args, env=process_env(redis_url))
+    return Cli(done.code, done.stdout, done.stderr)
 
 
 def wait_alive(client: redis.Redis, group: str, name: str) -> None:

@@ -24,7 +24,7 @@ from asana_hooks.settings import Settings
 from asana_hooks.watches import WatchStore
 from receiver.app import create_app
 from tests.helpers import serve_in_thread, wait_for
-from tests.operator_system import CliResult, run_cli
+from tests.operator_system import CliResult, invoke_cli
 from tests.poller_stage import Stage, running_stage
 from tests.worker_support import run_workers_until
 
@@ -36,7 +36,7 @@ class Move:
     new_url: str
 
     def cli(self, *args: str, **env: str) -> CliResult:
-        return run_cli(*args, env={**self.stage.env, **env})
+        return invoke_cli(*args, env={**self.stage.env, **env})
 
     def mover(self) -> Retargeter:
         return Retargeter(

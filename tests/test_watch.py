@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from asana_hooks import keys
 from tests.helpers import wait_for
-from tests.operator_system import CliResult, run_cli
+from tests.operator_system import CliResult, invoke_cli
 from tests.poller_stage import CLI, Stage, polling, running_stage
+from workers.rq_worker import build_worker
 
 POLL_INTERVAL = 1.0
 DEBOUNCE = 0.3
@@ -38,7 +40,8 @@ def stage(environ: dict[str, str]) -> Iterator[Stage]:
 
 
 def cli(stage: Stage, *args: str) -> CliResult:
-    return run_cli(*args, env=stage.env)
+    """`asana-hooks ARGS` through its real entry point, in this process."""
+    return invoke_cli(*args, env=stage.env)
 
 
 def add_watch(stage: Stage, *args: str) -> dict[str, Any]:
@@ -283,6 +286,24 @@ class TestLifecycle:
         stage.fake.knobs.drop_rate = 1.0
         new = stage.fake.world.add_project("Quiet", stage.workspace, team=team, by=stage.user)
         wait_for(lambda: new in project_webhooks(stage, watch_id), timeout=POLL_INTERVAL * 5)
+        assert webhooks_on(stage)[new] == 1
+
+
+class TestScopeEvents:
+    def test_a_workers_job_reconciles_the_watch_when_the_scope_reports_a_project(
+        self, stage: Stage
+    ) -> None:
+        """No poller: the scope webhook's `project:added` alone brings the new project's
+        webhook, through the delivery job and the reconcile job it enqueues."""
+        team, _ = stage.fake.world.seed_team(stage.workspace, "Support", projects=2)
+        watch_id = add_watch(stage, "--team", team)["id"]
+        queue = f"rq:queue:{keys.QUEUE}"
+        stage.fake.wait_idle()
+        stage.redis.delete(queue)  # the heartbeats' jobs: not what this test is about
+        new = stage.fake.world.add_project("Launch", stage.workspace, team=team, by=stage.user)
+        wait_for(lambda: stage.redis.llen(queue) >= 1, timeout=10)
+        build_worker(stage.settings).work(burst=True, logging_level="WARNING")
+        assert new in project_webhooks(stage, watch_id)
         assert webhooks_on(stage)[new] == 1
 
 
