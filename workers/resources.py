@@ -29,8 +29,8 @@ COLLECTIONS: dict[str, str] = {
 
 DEFAULT_OPT_FIELDS: dict[str, str] = {
     "task": (
-        "name,resource_subtype,completed,completed_at,assignee.name,due_on,due_at,start_on,"
-        "notes,created_at,modified_at,parent.name,memberships.project.name,"
+        "name,resource_subtype,completed,completed_at,assignee.name,followers.name,due_on,"
+        "due_at,start_on,notes,created_at,modified_at,parent.name,memberships.project.name,"
         "memberships.section.name,custom_fields.name,custom_fields.display_value,tags.name,"
         "workspace.name,permalink_url"
     ),

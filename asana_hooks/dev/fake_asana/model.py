@@ -113,6 +113,7 @@ class Task(Entity):
     custom_values: dict[str, Any] = field(default_factory=dict)  # field gid -> value
     modified_at: str = ""
     created_by: str | None = None
+    followers: list[str] = field(default_factory=list)  # user gids, in the order they followed
 
     @property
     def projects(self) -> list[str]:

@@ -189,7 +189,7 @@ class Renderer:
             custom_fields=self._task_custom_fields(task),
             due_at=None,
             due_on=task.due_on,
-            followers=[self._ref(task.assignee)] if task.assignee else [],
+            followers=[self._ref(user) for user in task.followers],
             hearted=False,
             hearts=[],
             html_notes=f"<body>{task.notes}</body>",

@@ -1,4 +1,5 @@
-"""Write endpoints on tasks and comments (create, update, delete, comment). No I/O.
+"""Write endpoints on tasks and comments (create, update, delete, comment, add to a project,
+add followers). No I/O.
 
 They act as the token's user (``GET /users/me``: the first user in the world) and produce
 the same events as the corresponding :class:`~asana_hooks.dev.fake_asana.world.World` methods.
@@ -10,7 +11,7 @@ from typing import Any
 
 from .api import ApiError, ApiRequest, ApiResponse, Router, load, ok, present
 from .context import Context
-from .model import Task
+from .model import Project, Task, User
 from .world import WorldError
 
 __all__ = ["register"]
@@ -76,6 +77,45 @@ class WriteRoutes:
         self.world.delete_task(task.gid, by=self._me())
         return ok({})
 
+    async def add_project(self, request: ApiRequest) -> ApiResponse:
+        """``POST /tasks/{gid}/addProject`` ``{data: {project, section?}}``: 200 ``{data: {}}``
+        (Asana's EmptyResponse), also when the task is already in the project."""
+        task = load(self.world, request.params["gid"], Task)
+        data = request.data()
+        project, section = data.get("project"), data.get("section")
+        if not isinstance(project, str) or not project:
+            raise ApiError(400, "project: Missing input")
+        if section is not None and not isinstance(section, str):
+            raise ApiError(400, "section: Invalid input")
+        load(self.world, project, Project)
+        try:
+            self.world.add_task_to_project(task.gid, project, section=section, by=self._me())
+        except WorldError as exc:
+            raise ApiError(400, str(exc)) from None
+        return ok({})
+
+    async def add_followers(self, request: ApiRequest) -> ApiResponse:
+        """``POST /tasks/{gid}/addFollowers`` ``{data: {followers: [user gid, "me" or email]}}``:
+        200 with the task (honouring ``opt_fields``)."""
+        task = load(self.world, request.params["gid"], Task)
+        followers = request.data().get("followers")
+        if not isinstance(followers, list) or not followers:
+            raise ApiError(400, "followers: Missing input")
+        users = [self._follower(value) for value in followers]
+        self.world.add_followers(task.gid, users, by=self._me())
+        return self._task_answer(request, task.gid)
+
+    def _follower(self, value: Any) -> str:
+        if value == "me" and self._me():
+            return str(self._me())
+        if isinstance(value, str) and "@" in value:
+            found = next((u.gid for u in self.world.iter(User) if u.email == value), None)
+            if found:
+                return found
+        if isinstance(value, str) and isinstance(self.world.get(value), User):
+            return value
+        raise ApiError(400, f"followers: Not a recognized ID: {value}")
+
     async def add_comment(self, request: ApiRequest) -> ApiResponse:
         task = load(self.world, request.params["gid"], Task)
         text = request.data().get("text")
@@ -93,3 +133,5 @@ def register(router: Router, ctx: Context) -> None:
     router.add("PUT", "/tasks/{gid}", routes.update_task)
     router.add("DELETE", "/tasks/{gid}", routes.delete_task)
     router.add("POST", "/tasks/{gid}/stories", routes.add_comment)
+    router.add("POST", "/tasks/{gid}/addProject", routes.add_project)
+    router.add("POST", "/tasks/{gid}/addFollowers", routes.add_followers)

@@ -418,7 +418,8 @@ class World:
     ) -> str:
         """Create a task; emits ``added`` once per project (parent: the project).
 
-        A subtask (``parent`` given) emits ``added`` with the parent task as parent.
+        A subtask (``parent`` given) emits ``added`` with the parent task as parent. As in
+        Asana, the creator and the assignee follow the new task (no event of their own).
         """
         with self.lock:
             memberships = self._initial_memberships(list(projects or []), section)
@@ -440,6 +441,7 @@ class World:
                     parent=parent_task.gid if parent_task else None,
                     memberships=memberships,
                     created_by=by,
+                    followers=list(dict.fromkeys(u for u in (by, assignee) if u)),
                 )
             )
             targets = self.task_targets(task)
@@ -510,7 +512,10 @@ class World:
         assignee: str | _Unset | None = UNSET,
         due_on: str | _Unset | None = UNSET,
     ) -> str:
-        """Change fields; one ``changed`` event per field whose value actually changed."""
+        """Change fields; one ``changed`` event per field whose value actually changed.
+
+        A new assignee also becomes a follower, as in Asana (no event of its own).
+        """
         with self.lock:
             entity = self._live_task(task)
             if assignee is not UNSET and assignee is not None:
@@ -529,6 +534,8 @@ class World:
                 changes.append(Change("completed"))
             if assignee is not UNSET and assignee != entity.assignee:
                 entity.assignee = assignee
+                if assignee and assignee not in entity.followers:
+                    entity.followers.append(assignee)
                 new_ref = ref_of(self.objects[assignee]) if assignee else None
                 changes.append(Change("assignee", new_value=new_ref))
             if due_on is not UNSET and due_on != entity.due_on:
@@ -573,17 +580,40 @@ class World:
     def add_task_to_project(
         self, task: str, project: str, *, section: str | None = None, by: str | None = None
     ) -> str:
+        """Add a task to a project (in ``section``, else its first): task ``added`` with the
+        project as parent, reaching the task's projects, the new one included. A task already
+        in the project is left as it is (no event)."""
         with self.lock:
             entity = self._live_task(task)
-            proj = self.typed(project, Project)
+            proj = self._live_project(project)
             if proj.gid in entity.projects:
                 return entity.gid
-            sec = self.typed(section, Section).gid if section else self._default_section(proj.gid)
+            if section and self.typed(section, Section).project != proj.gid:
+                raise WorldError(f"section: {section} is not in project {proj.gid}")
+            sec = section or self._default_section(proj.gid)
             entity.memberships.append((proj.gid, sec))
             entity.modified_at = now = iso_now()
             self._emit(
                 "added", entity, self.task_targets(entity), by=by, parent=proj, created_at=now
             )
+            return entity.gid
+
+    def add_followers(self, task: str, users: list[str], *, by: str | None = None) -> str:
+        """Add followers (collaborators): per new follower, task ``changed`` with change
+        ``{field: followers, action: added, added_value: the user}`` and no parent, as Asana
+        documents; a user who already follows the task changes nothing and emits nothing."""
+        with self.lock:
+            entity = self._live_task(task)
+            added = [self.typed(user, User) for user in dict.fromkeys(users)]
+            new = [user for user in added if user.gid not in entity.followers]
+            if not new:
+                return entity.gid
+            entity.followers.extend(user.gid for user in new)
+            entity.modified_at = now = iso_now()
+            targets = self.task_targets(entity)
+            for user in new:
+                change = Change("followers", action="added", added_value=ref_of(user))
+                self._emit("changed", entity, targets, by=by, change=change, created_at=now)
             return entity.gid
 
     def remove_task_from_project(self, task: str, project: str, *, by: str | None = None) -> str:

@@ -1,0 +1,1 @@
+"""Worked examples built on asana-hooks' changes stream (each one a package of its own)."""
