@@ -53,7 +53,7 @@ def test_handshake_then_201_with_secret(
     assert len(webhook["created_at"]) == 24
     assert webhook["last_success_at"] is None
     assert webhook["delivery_retry_count"] == 0
-    assert [d.handshake for d in fake.deliveries] == [True]
+    assert fake.deliveries[0].handshake  # the first heartbeat may follow within milliseconds
 
 
 def test_handshake_refused_without_echo(seed: Seed, api: httpx.Client, receiver: Receiver) -> None:
