@@ -5,8 +5,13 @@ At-least-once delivery through a Redis consumer group on ``asana-hooks:changes``
 - ``handler(change)`` returning acknowledges the entry (XACK); raising retries it after a
   backoff (``backoff_seconds``, doubling up to 30 s); after ``max_deliveries`` deliveries it
   goes to ``asana-hooks:dead:<group>`` with the error, the count and ``dead_at``, and is
-  acknowledged. The change the handler gets carries its entry id as ``"id"``: handle each id
-  once (a crash between the handler's return and the XACK delivers it again).
+  acknowledged. Acknowledgements go in runs, one script call each (``ACK_SECONDS``): before
+  the next read, before waiting or stopping, before an entry handed out before (a retry, or
+  one claimed from a consumer that died), and as a handler returns once the run's first
+  handler call started ``ACK_SECONDS`` ago (so a slow handler's entry is acknowledged as it
+  returns). The change the handler gets carries its entry id as ``"id"``: handle each id once
+  (a crash between the handler's return and the XACK delivers it again: the entries of that
+  run, handled within the ``ACK_SECONDS`` before the crash or the call in hand).
 - Entries a consumer held when it died are claimed by the others after
   ``claim_after_seconds`` (XAUTOCLAIM). A running consumer refreshes a heartbeat key and the
   idle time of what it holds every quarter of that, so a slow handler is never robbed.
@@ -14,10 +19,11 @@ At-least-once delivery through a Redis consumer group on ``asana-hooks:changes``
 - One resource, one consumer at a time: the Lua script that reads new entries gives each
   resource to the consumer holding its lease (a hash per resource gid) and moves an entry
   read by any other consumer to that holder's pending list, in the same atomic step, so the
-  holder sees the resource's entries in stream order; the lease goes when the holder
-  acknowledges the newest one it was given, or to another consumer when its heartbeat stops
-  (with everything it still held). Each consumer handles what it holds oldest first and
-  holds back a resource's later entries while an earlier one waits for its retry.
+  holder sees the resource's entries in stream order (and its wake stream tells it to look
+  again at once); the lease goes when the holder acknowledges the newest one it was given,
+  or to another consumer when its heartbeat stops (with everything it still held). Each
+  consumer handles what it holds oldest first and holds back a resource's later entries
+  while an earlier one waits for its retry.
 - A group that falls behind the retention (changes trimmed before it read them) is logged
   as a warning at start and at every claim pass.
 - ``changes dead --group G --replay`` puts G's dead letters on ``asana-hooks:retry:<group>``,
@@ -55,7 +61,12 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], object]
 
 BATCH = 100
-"""Entries read per round trip (each is still acknowledged on its own, as it is handled)."""
+"""Entries read per round trip."""
+ACK_SECONDS = 0.05
+"""Handled entries are acknowledged in runs, one script call each. A run is sent when a
+handler returns ACK_SECONDS or more after its first entry's handler started (so a slow
+handler's entry is acknowledged as it returns), after BATCH entries, before an entry handed
+out before, and whenever the consumer reads, waits or stops."""
 BLOCK_SECONDS = 0.5
 """Longest wait for new entries before looking again at retries, claims and stop()."""
 LEASE_TTL_SECONDS = 24 * 3600
@@ -65,6 +76,8 @@ ERROR_CHARS = 2000
 _TAKE = lua.load(__file__, "consumer_take")
 _DONE = lua.load(__file__, "consumer_done")
 _TOUCH = lua.load(__file__, "consumer_touch")
+_DONE_VALUES = 8
+"""consumer_done's ARGV values per entry."""
 
 
 class Consumer:
@@ -99,6 +112,9 @@ class Consumer:
         self._done = self._redis.register_script(_DONE)
         self._touch = self._redis.register_script(_TOUCH)
         self._stop = threading.Event()
+        self._settled: list[Any] = []
+        """The consumer_done script's per-entry values of what was handled, not yet acked."""
+        self._settled_since = 0.0
         self._attempted: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
         self._warned_behind: str | None = None
@@ -119,7 +135,7 @@ class Consumer:
                 if claim:
                     self._warn_if_behind()
                     next_claim = time.monotonic() + self.claim_after_seconds / 4
-                held, last_ids = self._hand_out(claim=claim)
+                held, last_ids, read_any = self._hand_out(claim=claim)
                 steps, next_due = plan(
                     held,
                     attempted=self._attempted,
@@ -127,9 +143,11 @@ class Consumer:
                     now=time.monotonic(),
                     max_deliveries=self.max_deliveries,
                 )
-                if not self._settle(steps, handler):
+                if not self._settle(steps, handler) and not read_any:
                     self._wait(last_ids, next_due, next_claim)
-        self._redis.delete(keys.consumer_alive(self.group, self.name))
+        self._redis.delete(
+            keys.consumer_alive(self.group, self.name), keys.consumer_wake(self.group, self.name)
+        )
         logger.info("consumer.stop group=%s name=%s", self.group, self.name)
 
     def close(self) -> None:
@@ -148,10 +166,16 @@ class Consumer:
                 chunk: list[Any] = ids[first : first + 500]
                 self._redis.xclaim(stream, self.group, self.name, 0, chunk)
 
-    def _hand_out(self, *, claim: bool) -> tuple[list[Held], list[str]]:
+    def _hand_out(self, *, claim: bool) -> tuple[list[Held], list[str], bool]:
+        """What this consumer holds, the newest id of each stream it waits on, and whether
+        this call read new entries (then there may be more to read: no waiting)."""
         min_idle = int(self.claim_after_seconds * 1000) if claim else 0
-        pending, last_ids = self._take(
-            keys=[keys.CHANGES_STREAM, keys.retry_stream(self.group)],
+        pending, last_ids, read_any = self._take(
+            keys=[
+                keys.CHANGES_STREAM,
+                keys.retry_stream(self.group),
+                keys.consumer_wake(self.group, self.name),
+            ],
             args=[
                 self.group,
                 self.name,
@@ -160,6 +184,7 @@ class Consumer:
                 keys.consumer_alive_prefix(self.group),
                 LEASE_TTL_SECONDS,
                 min_idle,
+                keys.consumer_wake_prefix(self.group),
             ],
         )
         held = [
@@ -171,11 +196,18 @@ class Consumer:
             )
             for index, entry_id, deliveries, fields in pending
         ]
-        return held, [text(value) for value in last_ids]
+        return held, [text(value) for value in last_ids], bool(read_any)
 
     def _settle(self, steps: list[Step], handler: Handler) -> bool:
         """Take each step in order; False when none was taken. Stops after the entry in hand
-        when stop() was called; a resource whose entry failed skips its later entries."""
+        when stop() was called; a resource whose entry failed skips its later entries.
+        Everything handled is acknowledged before it returns."""
+        try:
+            return self._take_steps(steps, handler)
+        finally:
+            self._flush()
+
+    def _take_steps(self, steps: list[Step], handler: Handler) -> bool:
         failed: set[tuple[str, str]] = set()
         done_any = False
         for step in steps:
@@ -186,6 +218,10 @@ class Consumer:
             if entry.resource and lane in failed:
                 continue
             done_any = True
+            if entry.deliveries > 1 or step.action == "redeliver":
+                # Handed out before: it may be what killed a consumer. Settle what was handled
+                # first, so that another crash on it charges them no delivery.
+                self._flush()
             if step.action == "gone":
                 logger.warning(
                     "consumer.trimmed group=%s id=%s: the stream was trimmed before it was handled",
@@ -203,6 +239,11 @@ class Consumer:
                 )
             elif not self._deliver(step, handler):
                 failed.add(lane)
+            if self._settled and (
+                len(self._settled) >= BATCH * _DONE_VALUES
+                or time.monotonic() - self._settled_since >= ACK_SECONDS
+            ):
+                self._flush()
         return done_any
 
     def _deliver(self, step: Step, handler: Handler) -> bool:
@@ -214,11 +255,12 @@ class Consumer:
                 return True  # trimmed meanwhile: Redis dropped it from the pending list
             entry = Held(entry.stream, entry.id, entry.deliveries + 1, entry.fields)
         self._attempted[entry.id] = entry.deliveries
+        started = time.monotonic()
         try:
             handler(entry.change)
         except Exception as exc:  # the handler's failure is the entry's, never the loop's
             return self._failed(entry, exc)
-        self._finish(entry)
+        self._finish(entry, started=started)
         return True
 
     def _failed(self, entry: Held, exc: Exception) -> bool:
@@ -247,36 +289,53 @@ class Consumer:
         )
         return False
 
-    def _finish(self, entry: Held, *, dead: str | None = None) -> None:
-        """Acknowledge (dead-lettering first when ``dead`` holds the error), free the lease."""
-        dead_args: list[Any] = [""] * 6
+    def _finish(
+        self, entry: Held, *, dead: str | None = None, started: float | None = None
+    ) -> None:
+        """Settle an entry (dead-lettering it first when ``dead`` holds the error): queued for
+        the next run of acknowledgements (``_flush``), which also frees its lease. A run's age
+        counts from when its first entry's handler started (``started``), so a handler call of
+        ``ACK_SECONDS`` or longer has its entry acknowledged as it returns."""
+        dead_args: list[Any] = [""] * 4
         if dead is not None:
             dead_args = [
                 entry.original_id,
                 (entry.fields or {}).get("change", "null"),
-                dead,
                 entry.deliveries,
                 consumer_groups.now_iso(),
-                consumer_groups.DEAD_LETTERS_KEPT,
             ]
+        if not self._settled:
+            self._settled_since = time.monotonic() if started is None else started
+        self._settled += [
+            "1" if entry.stream == "changes" else "2",
+            entry.id,
+            entry.resource if entry.stream == "changes" else "",
+            dead if dead is not None else "",
+            *dead_args,
+        ]
+        self._attempted.pop(entry.id, None)
+        self._retry_at.pop(entry.id, None)
+
+    def _flush(self) -> None:
+        """Acknowledge what was settled, in one script call."""
+        if not self._settled:
+            return
+        settled, self._settled = self._settled, []
         self._done(
             keys=[
-                self._stream_key(entry),
+                keys.CHANGES_STREAM,
+                keys.retry_stream(self.group),
                 keys.consumer_errors(self.group),
                 keys.dead_letters(self.group),
             ],
             args=[
                 self.group,
                 self.name,
-                entry.id,
                 keys.consumer_lease_prefix(self.group),
-                entry.resource if entry.stream == "changes" else "",
-                "1" if entry.stream == "retry" else "0",
-                *dead_args,
+                consumer_groups.DEAD_LETTERS_KEPT,
+                *settled,
             ],
         )
-        self._attempted.pop(entry.id, None)
-        self._retry_at.pop(entry.id, None)
 
     def _wait(self, last_ids: list[str], next_due: float | None, next_claim: float) -> None:
         """Block until a new entry arrives, a retry falls due, or it is time to claim."""
@@ -289,6 +348,7 @@ class Consumer:
         streams: dict[Any, Any] = {
             keys.CHANGES_STREAM: last_ids[0],
             keys.retry_stream(self.group): last_ids[1],
+            keys.consumer_wake(self.group, self.name): last_ids[2],
         }
         self._redis.xread(streams, count=1, block=block_ms)
 

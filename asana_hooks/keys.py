@@ -242,6 +242,18 @@ def consumer_alive_prefix(group: str) -> str:
     return f"{PREFIX}consumer:{group}:"
 
 
+def consumer_wake(group: str, name: str) -> str:
+    """Stream of at most one entry: another consumer of the group moved entries to consumer
+    ``name`` (it holds their resource), so that a waiting ``name`` looks again now (deleted when
+    ``name`` stops; 24 h TTL)."""
+    return f"{PREFIX}consumer-wake:{group}:{name}"
+
+
+def consumer_wake_prefix(group: str) -> str:
+    """Prefix of ``consumer_wake`` keys, for the Lua scripts."""
+    return f"{PREFIX}consumer-wake:{group}:"
+
+
 def consumer_errors(group: str) -> str:
     """Hash entry id -> the last error a handler raised for it (bounded by pending entries;
     the field goes when the entry is acknowledged or dead-lettered)."""

@@ -3,7 +3,8 @@
 Its handler writes what it sees to Redis (list ``test:handled``, one JSON object per call:
 entry id, resource gid, consumer name, phase), so a test watches a real process from outside.
 Modes: ``record`` (return), ``fail`` (always raise), ``slow`` (sleep ``--seconds`` first),
-``hang`` (note the start, then sleep an hour: for SIGKILL).
+``hang`` (note the start, then sleep an hour: for SIGKILL). ``--hang-gid GID``: hang (as
+``hang``) on that resource's entries only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--mode", default="record")
     parser.add_argument("--name")
     parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--hang-gid")
     parser.add_argument("--claim-after", type=float, default=60.0)
     parser.add_argument("--max-deliveries", type=int, default=5)
     parser.add_argument("--start", default="$")
@@ -57,7 +59,7 @@ def main() -> None:
         if args.mode == "fail":
             note(change, "failed")
             raise RuntimeError(f"cannot handle {change['resource']['gid']}")
-        if args.mode == "hang":
+        if args.mode == "hang" or change["resource"]["gid"] == args.hang_gid:
             note(change, "start")
             time.sleep(3600)
         if args.mode == "slow":

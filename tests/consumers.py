@@ -36,6 +36,12 @@ def process_env(redis_url: str) -> dict[str, str]:
 
 def write_change(client: redis.Redis, gid: str, **extra: Any) -> str:
     """One entry as workers/emit.py writes it (field ``change``, compact JSON, resource first)."""
+    entry_id = client.xadd(keys.CHANGES_STREAM, change_fields(gid, **extra))
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def change_fields(gid: str, **extra: Any) -> dict[Any, Any]:
+    """The fields of ``write_change``'s entry (to write many in one pipeline)."""
     change = {
         "resource": {"gid": gid, "resource_type": "task"},
         "parent": None,
@@ -46,10 +52,7 @@ def write_change(client: redis.Redis, gid: str, **extra: Any) -> str:
         "data": {"gid": gid, "name": f"Task {gid}"},
         **extra,
     }
-    entry_id = client.xadd(
-        keys.CHANGES_STREAM, {"change": json.dumps(change, separators=(",", ":"))}
-    )
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return {"change": json.dumps(change, separators=(",", ":"))}
 
 
 def handled(client: redis.Redis, phase: str = "done") -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ from typing import Any
 import redis
 
 from asana_hooks import keys, stream_ids
-from tests.consumers import consumer, handled, wait_alive, write_change
+from asana_hooks.redis_conn import text
+from tests.consumers import change_fields, consumer, handled, wait_alive, write_change
 from tests.helpers import wait_for
 
 
@@ -41,6 +42,33 @@ class TestDelivery:
             time.sleep(2.5)  # more than two claim passes: nothing comes back
             assert _ids(handled(redis_client)) == [entry]
             assert second.terminate() == 0
+
+    def test_crash_redelivers_the_run_but_dead_letters_only_the_killer(
+        self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        """A handler that kills its process (SIGKILL while it hangs), restarted under the same
+        name: the entry is dead-lettered after max_deliveries; an entry handled just before it
+        (its acknowledgement possibly still in the unsent run) may come again, never dead."""
+        args = ("--name", "a", "--hang-gid", "poison", "--max-deliveries", "2")
+        with consumer(redis_url, "g", tmp_path, *args) as first:
+            wait_alive(redis_client, "g", "a")
+            with redis_client.pipeline(transaction=False) as pipe:
+                pipe.xadd(keys.CHANGES_STREAM, change_fields("ok"))
+                pipe.xadd(keys.CHANGES_STREAM, change_fields("poison"))
+                fine, poison = (text(entry_id) for entry_id in pipe.execute())
+            wait_for(lambda: len(handled(redis_client, "start")) == 1)
+            first.kill()
+        with consumer(redis_url, "g", tmp_path, *args) as second:
+            wait_for(lambda: len(handled(redis_client, "start")) == 2)
+            second.kill()
+        with consumer(redis_url, "g", tmp_path, *args) as third:
+            wait_for(lambda: redis_client.xlen(keys.dead_letters("g")) == 1)
+            wait_for(lambda: redis_client.xpending(keys.CHANGES_STREAM, "g")["pending"] == 0)
+            assert third.terminate() == 0
+        dead: Any = redis_client.xrange(keys.dead_letters("g"))
+        assert [fields[b"id"] for _, fields in dead] == [poison.encode()]
+        assert set(_ids(handled(redis_client))) == {fine}
+        assert _ids(handled(redis_client, "start")) == [poison, poison]
 
     def test_sigterm_finishes_the_entry_in_hand(
         self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
@@ -137,6 +165,38 @@ class TestOrdering:
         for gid, ids in written.items():
             assert _ids(done, gid) == ids
         assert {r["consumer"] for r in done} == {"a", "b"}
+
+    def test_many_entries_on_few_resources_three_fast_consumers(
+        self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        """300 entries on 3 resources written at once for 3 consumers with a fast handler (so
+        entries move between them, and runs are acknowledged together): each handled once, in
+        order per resource; no lease or wake key is left once they stop."""
+        names = ("a", "b", "c")
+        with (
+            consumer(redis_url, "g", tmp_path, "--name", "a") as one,
+            consumer(redis_url, "g", tmp_path, "--name", "b") as two,
+            consumer(redis_url, "g", tmp_path, "--name", "c") as three,
+        ):
+            for name in names:
+                wait_alive(redis_client, "g", name)
+            written: dict[str, list[str]] = {"1": [], "2": [], "3": []}
+            with redis_client.pipeline(transaction=False) as pipe:
+                order = [gid for _n in range(100) for gid in written]
+                for gid in order:
+                    pipe.xadd(keys.CHANGES_STREAM, change_fields(gid))
+                for gid, entry_id in zip(order, pipe.execute(), strict=True):
+                    written[gid].append(text(entry_id))
+            wait_for(lambda: len(handled(redis_client)) >= 300, timeout=20)
+            wait_for(lambda: redis_client.xpending(keys.CHANGES_STREAM, "g")["pending"] == 0)
+            for running in (one, two, three):
+                assert running.terminate() == 0
+        done = handled(redis_client)
+        assert len(done) == 300
+        for gid, ids in written.items():
+            assert _ids(done, gid) == ids
+        assert not redis_client.keys(keys.consumer_lease_prefix("g") + "*")
+        assert not redis_client.keys(keys.consumer_wake_prefix("g") + "*")
 
 
 class TestRetention:
