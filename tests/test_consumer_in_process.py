@@ -61,7 +61,7 @@ def test_handled_retried_dead_lettered_and_stopped(
     assert handled == [written[0], written[1], written[3]]
     assert attempts["bad"] == 3
     [(_, fields)] = redis_client.xrange(keys.dead_letters("inproc")) or []
-    dead = decode_hash(fields)
+    dead = decode_hash(fields or {})
     assert "this change cannot be applied" in dead["error"]
     assert json.loads(dead["change"])["resource"]["gid"] == "bad"
     pending = redis_client.xpending(keys.CHANGES_STREAM, "inproc")
