@@ -142,8 +142,9 @@ class TestOrdering:
         self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
     ) -> None:
         """Two consumers, a slow handler, bursts of 20 entries on each of 3 resources written
-        interleaved: both consumers work, each entry is handled once, and each resource's
-        entries are handled in the order they were written."""
+        interleaved: each entry is handled once, and each resource's entries are handled in
+        the order they were written (which consumer takes which resource depends on who
+        reads first: see the next test for the sharing)."""
         args = ("--mode", "slow", "--seconds", "0.01")
         with (
             consumer(redis_url, "g", tmp_path, *args, "--name", "a") as one,
@@ -164,7 +165,26 @@ class TestOrdering:
         assert len(done) == 60
         for gid, ids in written.items():
             assert _ids(done, gid) == ids
-        assert {r["consumer"] for r in done} == {"a", "b"}
+
+    def test_a_stuck_resource_does_not_hold_up_the_others(
+        self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+    ) -> None:
+        """While one consumer is stuck in a handler, the other handles every other resource:
+        the group shares the work, a resource at a time."""
+        args = ("--hang-gid", "stuck")
+        with (
+            consumer(redis_url, "g", tmp_path, *args, "--name", "a"),
+            consumer(redis_url, "g", tmp_path, *args, "--name", "b"),
+        ):
+            wait_alive(redis_client, "g", "a")
+            wait_alive(redis_client, "g", "b")
+            write_change(redis_client, "stuck")
+            [started] = wait_for(lambda: handled(redis_client, "start"), timeout=10)
+            others = [write_change(redis_client, str(n % 5)) for n in range(20)]
+            wait_for(lambda: len(handled(redis_client)) >= 20, timeout=15)
+            done = handled(redis_client)
+        assert sorted(r["id"] for r in done) == sorted(others)
+        assert {r["consumer"] for r in done} == {"a", "b"} - {started["consumer"]}
 
     def test_many_entries_on_few_resources_three_fast_consumers(
         self, redis_url: str, redis_client: redis.Redis, tmp_path: Path
