@@ -8,8 +8,9 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import NotFound
 from asana_hooks.consumer import Consumer
 from examples.sla_triage import core
@@ -28,21 +29,6 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class Asana(Protocol):
-    """**Protocol**: the one method of ``asana_hooks.asana_client.AsanaClient`` used here."""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: object = None,
-        read: bool | None = None,
-        cost: int = 1,
-    ) -> dict[str, Any]: ...
-
-
 class SlaTriage:
     """``handle`` is the Consumer's handler; ``sweep`` warns the tasks about to miss their SLA."""
 
@@ -50,7 +36,7 @@ class SlaTriage:
         self,
         config: Config,
         *,
-        asana: Asana,
+        asana: AsanaClient,
         store: Store,
         me: str,
         clock: Clock = system_clock,
@@ -62,7 +48,7 @@ class SlaTriage:
         self.clock = clock
 
     @classmethod
-    def whoami(cls, asana: Asana) -> str:
+    def whoami(cls, asana: AsanaClient) -> str:
         """The token's user: the author of our writes, whose own changes we ignore."""
         return str(asana.request("GET", "/users/me", params={"opt_fields": "gid"})["data"]["gid"])
 

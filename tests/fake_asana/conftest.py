@@ -142,3 +142,20 @@ def create_webhook(
     if filters is not None:
         data["filters"] = filters
     return api.post("/webhooks", json={"data": data})
+
+
+WEBHOOK_FIELDS = {  # every key of a full webhook object, as GET /webhooks/{gid} answers
+    "gid",
+    "resource_type",
+    "active",
+    "resource",
+    "target",
+    "created_at",
+    "filters",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_content",
+    "delivery_retry_count",
+    "next_attempt_after",
+    "failure_deletion_timestamp",
+}

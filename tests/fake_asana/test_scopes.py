@@ -14,27 +14,12 @@ import pytest
 
 from asana_hooks.dev.fake_asana import FakeAsana
 
-from .conftest import SCALE, TOKEN, Receiver, Seed, create_webhook, wait_for
+from .conftest import SCALE, TOKEN, WEBHOOK_FIELDS, Receiver, Seed, create_webhook, wait_for
 
 PROJECT_FILTERS = [
     {"resource_type": "project", "action": action}
     for action in ("added", "removed", "deleted", "undeleted", "changed")
 ]
-WEBHOOK_FIELDS = {
-    "gid",
-    "resource_type",
-    "active",
-    "resource",
-    "target",
-    "created_at",
-    "filters",
-    "last_success_at",
-    "last_failure_at",
-    "last_failure_content",
-    "delivery_retry_count",
-    "next_attempt_after",
-    "failure_deletion_timestamp",
-}
 
 
 def all_pages(api: httpx.Client, path: str, **params: Any) -> list[list[str]]:

@@ -10,23 +10,7 @@ import httpx
 
 from asana_hooks.dev.fake_asana import FakeAsana
 
-from .conftest import Receiver, Seed, create_webhook, wait_for
-
-WEBHOOK_FIELDS = {
-    "gid",
-    "resource_type",
-    "active",
-    "resource",
-    "target",
-    "created_at",
-    "filters",
-    "last_success_at",
-    "last_failure_at",
-    "last_failure_content",
-    "delivery_retry_count",
-    "next_attempt_after",
-    "failure_deletion_timestamp",
-}
+from .conftest import WEBHOOK_FIELDS, Receiver, Seed, create_webhook, wait_for
 
 
 def test_handshake_then_201_with_secret(
