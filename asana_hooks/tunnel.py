@@ -16,13 +16,15 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import click
 import httpx
 
 from asana_hooks.errors import HooksError
 from asana_hooks.secretbox import Secret
+from asana_hooks.settings import Settings
 
 EXIT_CONFIG = 2
 EXIT_REMOTE = 4
@@ -44,6 +46,8 @@ SIGNUP_HELP = (
     "get an authtoken at https://dashboard.ngrok.com/get-started/your-authtoken and export it "
     "as NGROK_AUTHTOKEN (or run without --tunnel and set HOOKS_PUBLIC_URL yourself)"
 )
+
+log = logging.getLogger(__name__)
 
 
 _STARTED: list[bool] = []
@@ -173,3 +177,31 @@ def _refusal(exc: Exception, *, domain: str | None) -> str:
     else:
         advice = "check the network (ngrok needs outbound TLS on port 443), then try again"
     return f"could not open the ngrok tunnel ({said[:200]}): {advice}"
+
+
+def open_for(settings: Settings, port: int, domain: str | None) -> Tunnel:
+    """Open the tunnel, say which public URL this run is under, and print it."""
+    require_sdk(settings.ngrok_authtoken)
+    tunnel = open_tunnel(
+        port,
+        authtoken=settings.ngrok_authtoken,
+        domain=domain,
+        server_addr=settings.ngrok_server_addr,
+    )
+    if settings.public_url and settings.public_url != tunnel.url:
+        log.warning(
+            "tunnel.overrides HOOKS_PUBLIC_URL=%s: this run is under the tunnel's %s",
+            settings.public_url,
+            tunnel.url,
+        )
+    log.info("tunnel.open url=%s -> 127.0.0.1:%d", tunnel.url, port)
+    return tunnel
+
+
+def under_tunnel(settings: Settings, tunnel: Tunnel) -> Settings:
+    return replace(settings, public_url=tunnel.url)
+
+
+def announce_ready(url: str) -> None:
+    log.info("tunnel.ready url=%s: %s/healthz answers through the tunnel", url, url)
+    click.echo(f"public URL {url} (webhook targets: {url}/hooks/asana/<target>)")

@@ -13,7 +13,7 @@ import redis
 
 from asana_hooks import logs
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure, settings
-from asana_hooks.cli.tunneling import ServeSupervisor, open_for, tunnel_options, under_tunnel
+from asana_hooks.cli.tunneling import ServeSupervisor, tunnel_options
 from asana_hooks.redis_conn import (
     connect,
     fsync_advice,
@@ -21,7 +21,7 @@ from asana_hooks.redis_conn import (
     unreachable_message,
 )
 from asana_hooks.settings import Settings
-from asana_hooks.tunnel import Tunnel, require_sdk
+from asana_hooks.tunnel import Tunnel, open_for, require_sdk, under_tunnel
 
 log = logging.getLogger("asana_hooks.cli")
 

@@ -12,13 +12,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
 
 from asana_hooks.settings import Settings
-from asana_hooks.tunnel import Tunnel, TunnelError, open_tunnel, require_sdk, wait_public
+from asana_hooks.tunnel import (
+    Tunnel,
+    TunnelError,
+    announce_ready,
+    wait_public,
+)
 from asana_hooks.tunnel_watch import start_duties
 
 log = logging.getLogger("asana_hooks.cli")
@@ -39,29 +43,6 @@ def tunnel_options(command: F) -> F:
         help="Open an ngrok tunnel to the receiver and run under its public URL "
         "(pip install 'asana-hooks[tunnel]'; NGROK_AUTHTOKEN).",
     )(command)
-
-
-def open_for(settings: Settings, port: int, domain: str | None) -> Tunnel:
-    """Open the tunnel, say which public URL this run is under, and print it."""
-    require_sdk(settings.ngrok_authtoken)
-    tunnel = open_tunnel(
-        port,
-        authtoken=settings.ngrok_authtoken,
-        domain=domain,
-        server_addr=settings.ngrok_server_addr,
-    )
-    if settings.public_url and settings.public_url != tunnel.url:
-        log.warning(
-            "tunnel.overrides HOOKS_PUBLIC_URL=%s: this run is under the tunnel's %s",
-            settings.public_url,
-            tunnel.url,
-        )
-    log.info("tunnel.open url=%s -> 127.0.0.1:%d", tunnel.url, port)
-    return tunnel
-
-
-def under_tunnel(settings: Settings, tunnel: Tunnel) -> Settings:
-    return replace(settings, public_url=tunnel.url)
 
 
 class ServeSupervisor:
@@ -99,8 +80,3 @@ class ServeSupervisor:
             return
         announce_ready(self._tunnel.url)
         self._duties, self._stop = start_duties(self._settings, self._tunnel.url)
-
-
-def announce_ready(url: str) -> None:
-    log.info("tunnel.ready url=%s: %s/healthz answers through the tunnel", url, url)
-    click.echo(f"public URL {url} (webhook targets: {url}/hooks/asana/<target>)")

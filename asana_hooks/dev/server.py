@@ -3,7 +3,7 @@
 Redis is embedded (``EmbeddedRedis``) unless REDIS_URL is set. The receiver, the worker and
 the poller run as child processes of this one, exactly as in production; ``--demo`` adds
 the fake Asana (in this process) and plays ``demo.play`` against it. ``--tunnel`` opens an
-ngrok tunnel in this process (asana_hooks.cli.tunneling) and runs the children under its URL.
+ngrok tunnel in this process (asana_hooks.tunnel) and runs the children under its URL.
 Ctrl-C stops it all.
 """
 
@@ -59,7 +59,7 @@ def _run(*, demo: bool, port: int, tunnel: bool, tunnel_domain: str | None) -> N
     with ExitStack() as stack:
         opened = None
         if tunnel:  # opened before anything starts: a refusal leaves nothing running
-            from asana_hooks.cli.tunneling import open_for
+            from asana_hooks.tunnel import open_for
 
             opened = open_for(settings, port, tunnel_domain)
             stack.callback(opened.close)
@@ -115,8 +115,7 @@ def _run(*, demo: bool, port: int, tunnel: bool, tunnel_domain: str | None) -> N
 
 def _through_tunnel(stack: ExitStack, env: dict[str, str], url: str) -> None:
     """Check the tunnel end to end, then announce it, catch up and watch it (until dev stops)."""
-    from asana_hooks.cli.tunneling import announce_ready
-    from asana_hooks.tunnel import wait_public
+    from asana_hooks.tunnel import announce_ready, wait_public
     from asana_hooks.tunnel_watch import start_duties
 
     wait_public(url)
