@@ -38,23 +38,22 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from types import FrameType
+from datetime import datetime
 from typing import Any
 
 import redis
 
 from asana_hooks import consumer_groups, keys, lua, stream_ids
 from asana_hooks.consumer_plan import Held, Step, backoff_seconds, plan
-from asana_hooks.redis_conn import connect, text
+from asana_hooks.redis_conn import connect, decode_pairs, text
 from asana_hooks.settings import DEFAULT_REDIS_URL
+from asana_hooks.stop_signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.claim_after_seconds = float(claim_after_seconds)
         self.backoff_seconds = backoff_seconds
-        self.start = _start_id(start)
+        self.start = stream_ids.group_start(start)
         url = redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         self._redis = connect(url, socket_timeout=BLOCK_SECONDS + 5.0)
         self._take = self._redis.register_script(_TAKE)
@@ -128,7 +127,10 @@ class Consumer:
         consumer_groups.create(self._redis, self.group, self.start)
         self._reclaim_own()
         logger.info("consumer.start group=%s name=%s", self.group, self.name)
-        with self._signals(), self._heartbeat():
+        with (
+            stop_on_signals(self._stop, f"consumer.stopping group={self.group}"),
+            self._heartbeat(),
+        ):
             next_claim = 0.0
             while not self._stop.is_set():
                 claim = time.monotonic() >= next_claim
@@ -192,7 +194,7 @@ class Consumer:
                 stream="changes" if int(index) == 1 else "retry",
                 id=text(entry_id),
                 deliveries=int(deliveries),
-                fields=_fields(fields) if fields else None,
+                fields=decode_pairs(fields) if fields else None,
             )
             for index, entry_id, deliveries, fields in pending
         ]
@@ -395,36 +397,3 @@ class Consumer:
         finally:
             done.set()
             thread.join(5)
-
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGTERM and SIGINT stop the loop after the entry in hand (main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            logger.info("consumer.stopping group=%s signal=%s", self.group, signum)
-            self._stop.set()
-
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _fields(raw: list[Any]) -> dict[str, str]:
-    return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw) - 1, 2)}
-
-
-def _start_id(start: str | float | datetime) -> str:
-    """Where a new group starts: "$", "0", an entry id, or the last id before a time."""
-    if isinstance(start, datetime):
-        return stream_ids.last_id_before(int(start.timestamp() * 1000))
-    if isinstance(start, int | float):
-        return stream_ids.last_id_before(int(start * 1000))
-    if start in ("$", "0"):
-        return start
-    return stream_ids.since_id(start, now=datetime.now(UTC))

@@ -7,7 +7,7 @@ Redis is back, so no process needs a restart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +62,11 @@ def optional_text(value: bytes | str | None) -> str | None:
 def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     """An HGETALL reply as str to str."""
     return {text(k): text(v) for k, v in raw.items()}
+
+
+def decode_pairs(raw: Sequence[Any]) -> dict[str, str]:
+    """A flat [field, value, field, value ...] reply (a Lua script's, say) as a dict."""
+    return {text(raw[i]): text(raw[i + 1]) for i in range(0, len(raw) - 1, 2)}
 
 
 def describe(url: str) -> str:

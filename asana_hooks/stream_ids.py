@@ -92,3 +92,14 @@ def since_id(value: str, *, now: datetime) -> str:
 def retention_min_id(now_ms: int, hours: float) -> str:
     """Entries older than this id are past HOOKS_STREAM_RETENTION_HOURS."""
     return f"{max(0, now_ms - int(hours * 3_600_000))}-0"
+
+
+def group_start(start: str | float | datetime) -> str:
+    """Where a new group starts: "$", "0", an entry id, or the last id before a time."""
+    if isinstance(start, datetime):
+        return last_id_before(int(start.timestamp() * 1000))
+    if isinstance(start, int | float):
+        return last_id_before(int(start * 1000))
+    if start in ("$", "0"):
+        return start
+    return since_id(start, now=datetime.now(UTC))

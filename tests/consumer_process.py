@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -61,7 +62,7 @@ def main() -> None:
             raise RuntimeError(f"cannot handle {change['resource']['gid']}")
         if args.mode == "hang" or change["resource"]["gid"] == args.hang_gid:
             note(change, "start")
-            time.sleep(3600)
+            threading.Event().wait()  # until the test SIGKILLs this process
         if args.mode == "slow":
             note(change, "start")
             time.sleep(args.seconds)
