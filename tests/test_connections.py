@@ -21,14 +21,16 @@ import redis
 
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.connections import ConnectionStore, Credentials
 from asana_hooks.ratelimit import Budget
 from asana_hooks.registration import register
-from asana_hooks.secretbox import Secret, SecretBox
+from asana_hooks.secretbox import Secret, SecretBox, generate_key
 from tests.helpers import wait_for
 from tests.operator_system import CliResult, System, running_system
 from tests.poller_stage import Stage, running_stage
 from tests.worker_support import worker_processes
+from workers.poller.loop import Poller
 
 CLI = str(Path(sys.executable).parent / "asana-hooks")
 TOKEN_A = "pat-A-7f3c9e1d5b"
@@ -198,6 +200,18 @@ class TestConnectionsCli:
             keys.DEFAULT_CONNECTION
         ]
 
+    def test_keys_rotate_reencrypts_tokens(self, system: System, redis_client: redis.Redis) -> None:
+        """`keys rotate` with a new key first re-encrypts connection tokens too: the new key
+        alone then decrypts them."""
+        conn = run(system, "connections", "add", "--token-env", "TA", TA=TOKEN_A).stdout.strip()
+        new_key = generate_key()
+        both = f"{new_key},{system.env['HOOKS_ENCRYPTION_KEY']}"
+        rotated = run(system, "keys", "rotate", "--json", HOOKS_ENCRYPTION_KEY=both)
+        assert rotated.code == 0, rotated.stderr
+        assert rotated.json()["rotated"] == 1
+        only_new = ConnectionStore(redis_client, SecretBox([Secret(new_key)]))
+        assert only_new.credentials(conn).token.reveal() == TOKEN_A
+
 
 # Two connections on one running deployment ------------------------------------------------
 
@@ -318,6 +332,37 @@ class TestTwoConnections:
         assert f"connection={conn_a}" in logs
         no_token_in(logs)
         assert new_token not in logs
+
+
+class TestPollerPerConnection:
+    """The poller polls and checks each registration with its own connection's token."""
+
+    def test_each_resource_is_polled_as_its_connection(
+        self, two: tuple[Stage, str, str, list[str]]
+    ) -> None:
+        """Events and webhook listings go out with the registration's token; a throttled
+        connection's resource is skipped for the cycle while the other's is polled."""
+        stage, conn_a, conn_b, (alpha, beta) = two
+        fake = stage.fake
+        clients = Clients(stage.settings, stage.redis, lane="background")
+        stage.cleanup.callback(clients.close)
+        fake.reset_records()
+        report = Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
+        assert report.polled == 2
+        events = {
+            c.query["resource"]: c.headers["authorization"]
+            for c in fake.calls
+            if c.path == "/events"
+        }
+        assert events == {alpha: f"Bearer {TOKEN_A}", beta: f"Bearer {TOKEN_B}"}
+        listings = {c.headers["authorization"] for c in fake.calls if c.path == "/webhooks"}
+        assert listings == {f"Bearer {TOKEN_A}", f"Bearer {TOKEN_B}"}
+        Budget(stage.redis, 1500, connection_id=conn_a).pause_for(60)
+        fake.reset_records()
+        report = Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
+        assert (report.polled, report.held) == (1, 1)
+        assert {c.query.get("resource") for c in fake.calls if c.path == "/events"} == {beta}
+        assert all(c.headers["authorization"] == f"Bearer {TOKEN_B}" for c in fake.calls)
 
 
 class TestDefaultConnection:
