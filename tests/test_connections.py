@@ -342,7 +342,7 @@ class TestPollerPerConnection:
     ) -> None:
         """Events and webhook listings go out with the registration's token; a throttled
         connection's resource is skipped for the cycle while the other's is polled."""
-        stage, conn_a, conn_b, (alpha, beta) = two
+        stage, conn_a, _conn_b, (alpha, beta) = two
         fake = stage.fake
         clients = Clients(stage.settings, stage.redis, lane="background")
         stage.cleanup.callback(clients.close)
