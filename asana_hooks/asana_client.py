@@ -32,6 +32,7 @@ from asana_hooks.asana_errors import (
     RateLimited,
     error_for,
 )
+from asana_hooks.connections import ConnectionStore, Credentials
 from asana_hooks.ratelimit import Budget, Lane
 from asana_hooks.series import SeriesWriter
 from asana_hooks.settings import Settings
@@ -119,16 +120,32 @@ class AsanaClient:
         timeout: float = 30.0,
         max_wait: float = 30.0,
         lane: Lane = "fresh",
+        credentials: Credentials | None = None,
+        probe: bool = False,
     ) -> None:
         """``lane``: ``fresh`` for work someone waits for (workers, CLI), ``background`` for
-        the poller's, which only uses what fresh work leaves (``ratelimit``)."""
-        token = settings.require_token()
+        the poller's, which only uses what fresh work leaves (``ratelimit``).
+        ``credentials``: the connection to act as (asana_hooks.connections), each with its
+        own budget; the default connection (``ASANA_ACCESS_TOKEN``) when None. ``probe``: the
+        token is being checked before it becomes a connection (`connections add`), so a 401
+        is only raised: no connection is marked revoked and nothing is logged."""
+        if credentials is None:
+            credentials = Credentials(keys.DEFAULT_CONNECTION, settings.require_token())
+        token = credentials.token
+        self.connection_id = credentials.connection_id
         self.budget = Budget(
             connection,
             settings.rate_limit_per_minute,
             settings.max_concurrent_reads,
             lane=lane,
+            connection_id=self.connection_id,
         )
+        self._connections = ConnectionStore(connection)
+        self._probe = probe
+        self.rejected = False
+        """Asana answered 401 to this client: a pool builds a new one (the token may be new)."""
+        self._maybe_revoked = True
+        """Until a call succeeds, the connection may be marked revoked from an earlier 401."""
         self.max_wait = max_wait
         self._redis = connection
         self._series = SeriesWriter(connection)
@@ -172,13 +189,14 @@ class AsanaClient:
         self._count(str(response.status_code))
         body = self._decode(response)
         if response.is_success:
+            if self._maybe_revoked and not self._probe:
+                self._accepted()
             return body
         error = error_for(response.status_code, body, path=path, retry_after=_retry_after(response))
         if isinstance(error, RateLimited):
             self.budget.pause_for(error.retry_after)
-        elif isinstance(error, BadToken):
-            self.budget.reject_token()
-            log.error("asana.token_rejected path=%s: fix ASANA_ACCESS_TOKEN", path)
+        elif isinstance(error, BadToken) and not self._probe:
+            self._rejected(path)
         raise error
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
@@ -255,6 +273,40 @@ class AsanaClient:
         )
 
     # Plumbing -------------------------------------------------------------------------
+
+    def _rejected(self, path: str) -> None:
+        """A 401: this connection stops (every process) and shows ``revoked``; others go on."""
+        self.budget.reject_token()
+        self._maybe_revoked = True
+        self.rejected = True
+        try:
+            self._connections.set_state(self.connection_id, "revoked", problem=f"401 on {path}")
+        except redis.RedisError:
+            log.warning("connections.unavailable connection=%s", self.connection_id)
+        if self.connection_id == keys.DEFAULT_CONNECTION:
+            log.error(
+                "asana.token_rejected connection=%s path=%s: fix ASANA_ACCESS_TOKEN",
+                self.connection_id,
+                path,
+            )
+        else:
+            log.error(
+                "asana.token_rejected connection=%s path=%s: give it a new token with "
+                "`asana-hooks connections token %s`; its work waits",
+                self.connection_id,
+                path,
+                self.connection_id,
+            )
+
+    def _accepted(self) -> None:
+        """The first success since this client began (or since a 401): clear a ``revoked``."""
+        self._maybe_revoked = False
+        try:
+            if self._connections.state(self.connection_id) == "revoked":
+                self._connections.set_state(self.connection_id, "ok")
+                log.info("asana.token_accepted connection=%s", self.connection_id)
+        except redis.RedisError:
+            log.warning("connections.unavailable connection=%s", self.connection_id)
 
     def _decode(self, response: httpx.Response) -> dict[str, Any]:
         if not response.content:

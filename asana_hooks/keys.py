@@ -168,6 +168,56 @@ API_PAUSED_UNTIL = PREFIX + "api:paused-until"
 API_TOKEN_REJECTED = PREFIX + "api:token-rejected"
 """String with a 10 min TTL: Asana answered 401; stop calling until the token is fixed."""
 
+DEFAULT_CONNECTION = "default"
+"""The connection made from ``ASANA_ACCESS_TOKEN`` (asana_hooks.connections); its API keys
+are the ones above, as before connections existed, so an upgrade keeps its budget."""
+
+CONNECTIONS = PREFIX + "connections"
+"""Set of every stored connection id (bounded by connections; `asana-hooks connections`)."""
+
+
+def connection(connection_id: str) -> str:
+    """Hash: one connection (name, user, kind, encrypted token(s), state; see
+    asana_hooks.connections)."""
+    return f"{PREFIX}connection:{connection_id}"
+
+
+def _per_connection(default_key: str, connection_id: str, name: str) -> str:
+    if connection_id == DEFAULT_CONNECTION:
+        return default_key
+    return f"{PREFIX}api:{connection_id}:{name}"
+
+
+def api_budget(connection_id: str) -> str:
+    """``API_BUDGET`` of one connection (Asana counts per token)."""
+    return _per_connection(API_BUDGET, connection_id, "budget")
+
+
+def api_reads(connection_id: str) -> str:
+    """``API_READS`` of one connection."""
+    return _per_connection(API_READS, connection_id, "reads")
+
+
+def api_fresh_waiting(connection_id: str) -> str:
+    """``API_FRESH_WAITING`` of one connection."""
+    return _per_connection(API_FRESH_WAITING, connection_id, "fresh-waiting")
+
+
+def api_paused_until(connection_id: str) -> str:
+    """``API_PAUSED_UNTIL`` of one connection: its 429 pauses it alone."""
+    return _per_connection(API_PAUSED_UNTIL, connection_id, "paused-until")
+
+
+def api_token_rejected(connection_id: str) -> str:
+    """``API_TOKEN_REJECTED`` of one connection: its 401 stops it alone."""
+    return _per_connection(API_TOKEN_REJECTED, connection_id, "token-rejected")
+
+
+def user_workspaces(connection_id: str) -> str:
+    """``USER_WORKSPACES`` of one connection (each token has its own user)."""
+    return _per_connection(USER_WORKSPACES, connection_id, "user-workspaces")
+
+
 STATS = PREFIX + "stats"
 """Hash of global counters (a fixed set of fields)."""
 

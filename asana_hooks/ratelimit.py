@@ -12,6 +12,11 @@ and the CLI see the same window, the same 429 pause and the same in-flight reads
   ``Retry-After`` has passed.
 - A rejected token (``keys.API_TOKEN_REJECTED``): after a 401 nobody calls at all.
 
+All of it is per connection (``connection_id``, asana_hooks.connections), since Asana's limits
+are per token: the default connection (``ASANA_ACCESS_TOKEN``) uses the keys above, as before
+connections existed, and every other connection the same keys under its id
+(``keys.api_budget(id)`` and its neighbours). One connection's 429 or 401 never pauses another.
+
 Two lanes share that budget. ``fresh`` is the work someone waits for: rehydrating a change
 the workers batched, and the CLI. ``background`` is the poller (Events API polls, webhook
 listings, resyncs) and later watch reconciliation: it catches what webhooks missed and may
@@ -112,7 +117,10 @@ class Budget:
         max_concurrent_reads: int = 50,
         *,
         lane: Lane = "fresh",
+        connection_id: str = keys.DEFAULT_CONNECTION,
     ) -> None:
+        """``connection_id``: whose budget (asana_hooks.connections); each connection's token
+        has its own minute, read slots, pause and 401 flag, in keys named by ``keys``."""
         if per_minute < 1 or max_concurrent_reads < 1:
             raise ValueError("per_minute and max_concurrent_reads must be at least 1")
         if lane not in LANES:
@@ -121,6 +129,12 @@ class Budget:
         self.per_minute = per_minute
         self.max_concurrent_reads = max_concurrent_reads
         self.lane: Lane = lane
+        self.connection_id = connection_id
+        self._budget_key = keys.api_budget(connection_id)
+        self._reads_key = keys.api_reads(connection_id)
+        self._paused_key = keys.api_paused_until(connection_id)
+        self._rejected_key = keys.api_token_rejected(connection_id)
+        self._waiting_key = keys.api_fresh_waiting(connection_id)
         self.window_reserve = window_reserve(per_minute)
         self.reads_reserve = reads_reserve(max_concurrent_reads)
         self._acquire = connection.register_script(_ACQUIRE)
@@ -147,11 +161,11 @@ class Budget:
         while True:
             code, value = self._acquire(
                 keys=[
-                    keys.API_BUDGET,
-                    keys.API_READS,
-                    keys.API_PAUSED_UNTIL,
-                    keys.API_TOKEN_REJECTED,
-                    keys.API_FRESH_WAITING,
+                    self._budget_key,
+                    self._reads_key,
+                    self._paused_key,
+                    self._rejected_key,
+                    self._waiting_key,
                 ],
                 args=[
                     n,
@@ -171,11 +185,7 @@ class Budget:
             if code == 0:
                 return Grant(token=token, n=n, read=read, waited=time.monotonic() - started)
             if code == 4:
-                raise BadToken(
-                    "Asana rejected the access token (401) a moment ago; fix ASANA_ACCESS_TOKEN "
-                    "and restart, or wait for the flag to expire",
-                    status=401,
-                )
+                raise BadToken(_rejected_message(self.connection_id), status=401)
             wait = {3: READ_SLOT_POLL_SECONDS, 5: BACKGROUND_YIELD_SECONDS}.get(
                 code, int(value) / 1000
             )
@@ -191,7 +201,7 @@ class Budget:
                     5: "yielding to fresh requests",
                 }
                 if self.lane == "fresh":
-                    self._redis.zrem(keys.API_FRESH_WAITING, token)
+                    self._redis.zrem(self._waiting_key, token)
                 raise BudgetExhausted(
                     f"no room in the shared Asana budget within {max_wait:g} s "
                     f"({self.lane} lane, {reason[code]}; {wait:.1f} s to go)"
@@ -201,34 +211,47 @@ class Budget:
     def release(self, grant: Grant) -> None:
         """Free the read slot (the per-minute slots stay used: Asana counted them)."""
         if grant.read:
-            self._redis.zrem(keys.API_READS, grant.token)
+            self._redis.zrem(self._reads_key, grant.token)
 
     def pause_for(self, seconds: float) -> float:
         """Nobody calls for ``seconds`` (a 429's Retry-After); returns the end, epoch seconds."""
-        until_ms = self._pause(keys=[keys.API_PAUSED_UNTIL], args=[max(1, int(seconds * 1000))])
-        log.warning("asana.paused seconds=%.1f", seconds)
+        until_ms = self._pause(keys=[self._paused_key], args=[max(1, int(seconds * 1000))])
+        log.warning("asana.paused connection=%s seconds=%.1f", self.connection_id, seconds)
         return int(until_ms) / 1000
 
     def paused_until(self) -> float | None:
         """The end of the current pause as epoch seconds (Redis's clock), or None."""
-        now_ms, until_ms = self._paused_until(keys=[keys.API_PAUSED_UNTIL])
+        now_ms, until_ms = self._paused_until(keys=[self._paused_key])
         return int(until_ms) / 1000 if int(until_ms) > int(now_ms) else None
 
     def used(self) -> int:
         """Requests counted in the last minute (by every process)."""
         now_ms = int(time.time() * 1000)
-        return int(self._redis.zcount(keys.API_BUDGET, now_ms - WINDOW_MS, "+inf"))
+        return int(self._redis.zcount(self._budget_key, now_ms - WINDOW_MS, "+inf"))
 
     def reads_in_flight(self) -> int:
         now_ms = int(time.time() * 1000)
-        return int(self._redis.zcount(keys.API_READS, now_ms, "+inf"))
+        return int(self._redis.zcount(self._reads_key, now_ms, "+inf"))
 
     def reject_token(self) -> None:
-        """Asana answered 401: every process stops calling until the flag expires."""
-        self._redis.set(keys.API_TOKEN_REJECTED, "1", ex=TOKEN_REJECTED_TTL_SECONDS)
+        """Asana answered 401: every process stops calling with this connection until the flag
+        expires (or is cleared when its token is replaced)."""
+        self._redis.set(self._rejected_key, "1", ex=TOKEN_REJECTED_TTL_SECONDS)
 
     def token_rejected(self) -> bool:
-        return bool(self._redis.exists(keys.API_TOKEN_REJECTED))
+        return bool(self._redis.exists(self._rejected_key))
 
     def clear_token_rejected(self) -> None:
-        self._redis.delete(keys.API_TOKEN_REJECTED)
+        self._redis.delete(self._rejected_key)
+
+
+def _rejected_message(connection_id: str) -> str:
+    if connection_id == keys.DEFAULT_CONNECTION:
+        return (
+            "Asana rejected the access token (401) a moment ago; fix ASANA_ACCESS_TOKEN "
+            "and restart, or wait for the flag to expire"
+        )
+    return (
+        f"Asana rejected the token of connection {connection_id} (401) a moment ago; give it "
+        f"a new one with `asana-hooks connections token {connection_id}`"
+    )

@@ -59,7 +59,8 @@ def register(
     ``resource_type``, when the caller knows it: Asana's 201 body may not say it, and a team,
     workspace or portfolio has no Events API stream to subscribe to. ``resync_since``: when
     the resource's first sync token is taken now, crawl from then too (a project that joined
-    a watch a moment ago: its first changes happened before its webhook)."""
+    a watch a moment ago: its first changes happened before its webhook). The registration
+    records ``client``'s connection, which polls and rehydrates for it from then on."""
     is_new = target_id is None
     previous = None if target_id is None else registry.get(target_id)
     since = None
@@ -79,6 +80,7 @@ def register(
         target_url=url,
         filters=filters,
         replace_secret=replace_secret,
+        connection_id=client.connection_id,
     )
     payload: dict[str, Any] = {"resource": resource_gid, "target": url}
     if filters:

@@ -79,6 +79,9 @@ class Registration:
     """The watch this webhook belongs to (asana_hooks.watches), if any."""
     moving_to: str | None = None
     """The target this webhook is being moved to (asana_hooks.retarget), once a move began."""
+    connection: str = keys.DEFAULT_CONNECTION
+    """The connection that registered it and polls and rehydrates for it (asana_hooks.connections);
+    registrations from before connections existed are the default connection's."""
 
     @classmethod
     def from_hash(cls, target_id: str, raw: dict[str, str]) -> Registration:
@@ -101,6 +104,7 @@ class Registration:
             problem=raw.get("problem") or None,
             watch=raw.get("watch") or None,
             moving_to=raw.get("moving_to") or None,
+            connection=raw.get("connection") or keys.DEFAULT_CONNECTION,
         )
 
     def to_json(self, *, public_url: str | None = None) -> dict[str, Any]:
@@ -126,6 +130,7 @@ class Registration:
             found["moving_to"] = self.moving_to
         if self.watch:
             found["watch"] = self.watch
+        found["connection"] = self.connection
         return found
 
     def to_status_json(self, *, public_url: str | None = None) -> dict[str, Any]:
@@ -161,8 +166,10 @@ class Registry:
         resource_type: str = "",
         resource_name: str = "",
         replace_secret: bool = False,
+        connection_id: str = keys.DEFAULT_CONNECTION,
     ) -> None:
-        """Open the handshake window for a registration we are about to ask Asana for."""
+        """Open the handshake window for a registration we are about to ask Asana for, as
+        ``connection_id``."""
         pipe = self._redis.pipeline()
         pipe.hset(
             keys.target(target_id),
@@ -170,6 +177,7 @@ class Registry:
                 "resource_gid": resource_gid,
                 "target_url": target_url,
                 "filters": json.dumps(filters),
+                "connection": connection_id,
             },
         )
         if resource_type or resource_name:  # a re-creation keeps what Asana told us before
@@ -296,6 +304,24 @@ class Registry:
         if target_id is None:
             return None
         return self.get(text(target_id))
+
+    def hand_over(self, from_connection: str, to_connection: str) -> int:
+        """Every registration of one connection becomes another's (`connections remove
+        --keep-webhooks`); returns how many."""
+        moved = [r.target_id for r in self.all() if r.connection == from_connection]
+        pipe = self._redis.pipeline()
+        for target_id in moved:
+            pipe.hset(keys.target(target_id), "connection", to_connection)
+        pipe.execute()
+        return len(moved)
+
+    def connections_of(self, target_ids: list[str]) -> dict[str, str]:
+        """Target id -> its connection id, for these targets (one round trip)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for target_id in target_ids:
+            pipe.hget(keys.target(target_id), "connection")
+        found = zip(target_ids, pipe.execute(), strict=True)
+        return {t: text(c) if c else keys.DEFAULT_CONNECTION for t, c in found}
 
     def all(self) -> list[Registration]:
         target_ids = sorted(text(t) for t in self._redis.smembers(keys.TARGETS))

@@ -60,6 +60,8 @@ class Watch:
     problem: str | None = None
     public_url: str = ""
     """The receiver's public URL when the watch was added: its webhooks' targets."""
+    connection: str = keys.DEFAULT_CONNECTION
+    """The connection that registers, polls and rehydrates for the watch's webhooks."""
 
     @classmethod
     def from_hash(cls, watch_id: str, raw: dict[str, str]) -> Watch:
@@ -79,6 +81,7 @@ class Watch:
             last_reconciled_at=raw.get("last_reconciled_at") or None,
             problem=raw.get("problem") or None,
             public_url=raw.get("public_url", ""),
+            connection=raw.get("connection") or keys.DEFAULT_CONNECTION,
         )
 
     def to_json(self, *, state: str, projects: int) -> dict[str, Any]:
@@ -94,6 +97,7 @@ class Watch:
             "workspace": self.scope.workspace_gid,
             "last_reconciled_at": self.last_reconciled_at,
             "problem": self.problem,
+            "connection": self.connection,
         }
 
 
@@ -109,6 +113,7 @@ class WatchStore:
         filters: list[dict[str, Any]],
         include_archived: bool,
         public_url: str,
+        connection_id: str = keys.DEFAULT_CONNECTION,
     ) -> Watch:
         watch_id = new_watch_id()
         created_at = now_iso()
@@ -124,6 +129,7 @@ class WatchStore:
                 "include_archived": "1" if include_archived else "0",
                 "created_at": created_at,
                 "public_url": public_url,
+                "connection": connection_id,
             },
         )
         pipe.sadd(keys.WATCHES, watch_id)
@@ -135,7 +141,15 @@ class WatchStore:
             include_archived=include_archived,
             created_at=created_at,
             public_url=public_url,
+            connection=connection_id,
         )
+
+    def hand_over(self, from_connection: str, to_connection: str) -> None:
+        """Every watch of one connection becomes another's (`connections remove
+        --keep-webhooks`)."""
+        for watch in self.all():
+            if watch.connection == from_connection:
+                self._redis.hset(keys.watch(watch.id), "connection", to_connection)
 
     def get(self, watch_id: str) -> Watch | None:
         raw = self._redis.hgetall(keys.watch(watch_id))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from workers.model import ClosedBatch, Fetched, build_change, flush_time, is_late
+from workers.model import (
+    ClosedBatch,
+    Fetched,
+    build_change,
+    flush_time,
+    is_late,
+    plan_by_connection,
+)
 from workers.resources import opt_fields, resource_path
 
 
@@ -45,9 +52,33 @@ class TestBuildChange:
             "sources",
             "webhook_gid",
             "data",
+            "connection",
         }
         assert change["sources"] == ["webhook", "poller"]
         assert change["events"] == 3
+        assert change["connection"] == "default"
+
+    def test_entry_names_the_connection_that_fetched_it(self) -> None:
+        """DESIGN.md §6.5: entries carry "connection": ID."""
+        change = build_change(_batch(), Fetched("ok"), connection="c1a2b3")
+        assert change["connection"] == "c1a2b3"
+
+
+class TestPlanByConnection:
+    def test_groups_by_the_connection_of_each_target(self) -> None:
+        """Each batch goes with its target's connection; an unknown target is the default's;
+        groups keep the batches' order."""
+        one, two, three = (
+            _batch(id="a-1", target_id="t1"),
+            _batch(id="b-1", target_id="t2"),
+            _batch(id="c-1", target_id=""),
+        )
+        four = _batch(id="d-1", target_id="t1")
+        planned = plan_by_connection([one, two, three, four], {"t1": "cA", "t2": "default"})
+        assert [(c, [b.batch_id for b in group]) for c, group in planned] == [
+            ("cA", ["a-1", "d-1"]),
+            ("default", ["b-1", "c-1"]),
+        ]
 
     def test_story_parent_is_its_task_when_no_event_named_one(self) -> None:
         change = build_change(_batch(), Fetched("ok", {"gid": "42", "target": {"gid": "9"}}))

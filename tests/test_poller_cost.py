@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pytest
 
 from asana_hooks import keys
+from asana_hooks.asana_clients import Clients
 from asana_hooks.registration import register
 from asana_hooks.registry import Registration
 from asana_hooks.settings import Settings
@@ -61,7 +62,7 @@ def listing_requests(counted: Counter[tuple[str, str]]) -> int:
 def care(stage: Stage) -> WebhookCare:
     return WebhookCare(
         stage.settings,
-        stage.client,
+        Clients.around(stage.settings, stage.redis, stage.client),
         stage.registry,
         clock=lambda: datetime.now(UTC),
         can_recreate=True,
@@ -171,7 +172,7 @@ class TestListing:
         with_recreation_off = Settings.from_environ({**stage.env, "HOOKS_AUTO_RECREATE": "false"})
         WebhookCare(
             with_recreation_off,
-            stage.client,
+            Clients.around(stage.settings, stage.redis, stage.client),
             stage.registry,
             clock=lambda: datetime.now(UTC),
             can_recreate=True,

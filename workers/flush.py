@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asana_hooks import keys
-from asana_hooks.asana_errors import AsanaError, BadToken
+from asana_hooks.asana_errors import AsanaError, BadToken, BudgetExhausted
+from asana_hooks.connections import UnknownConnection
 from asana_hooks.redis_conn import text
-from workers.model import ClosedBatch, build_change
-from workers.rehydrate import rehydrate
+from asana_hooks.settings import SettingsError
+from workers.model import ClosedBatch, build_change, plan_by_connection
+from workers.rehydrate import RATE_LIMITED_ATTEMPTS, Outcome, rehydrate
 from workers.runtime import Runtime
 from workers.scheduling import enqueue_sinks, flush_now, schedule_ticks
 from workers.versions import redundancy
@@ -90,47 +92,96 @@ def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
 
 
 def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
-    """Fetch and emit every closed batch; emit what succeeded, then raise the first error."""
+    """Fetch and emit every closed batch, each with its connection's client (the one whose
+    webhook brought it); emit what succeeded, then raise the first error, so the job's retry
+    finishes the rest. When batches of several connections share the job, one paused by a 429
+    or revoked by a 401 is not waited for: its batches are left to the retry and the other
+    connections' go out now. A job of one connection waits for its pause, as it always did."""
     needed = _settle_redundant(runtime, closed)
-    outcomes = rehydrate(runtime.client, needed, overrides=runtime.settings.opt_fields)
-    watches = _watches(runtime, needed)
+    targets = _targets(runtime, needed)
     emitted = 0
     first_error: AsanaError | None = None
-    for batch in needed:
-        outcome = outcomes[batch.batch_id]
-        if outcome.fetched is None:
-            first_error = first_error or outcome.error
-            continue
-        change = build_change(batch, outcome.fetched, watch=watches.get(batch.target_id or ""))
-        _entry_id, new = runtime.emitter.emit(batch, change)
-        emitted += int(new)
-        if new:
-            _send_sinks(runtime, batch.batch_id, change)
-        else:
-            _resend_sinks(runtime, batch.owner, batch.batch_id)
+    groups = plan_by_connection(needed, targets.connections)
+    for connection_id, batches in groups:
+        outcomes = _rehydrate_as(runtime, connection_id, batches, alone=len(groups) == 1)
+        for batch in batches:
+            outcome = outcomes[batch.batch_id]
+            if outcome.fetched is None:
+                first_error = first_error or outcome.error
+                continue
+            change = build_change(
+                batch,
+                outcome.fetched,
+                watch=targets.watches.get(batch.target_id or ""),
+                connection=connection_id,
+            )
+            _entry_id, new = runtime.emitter.emit(batch, change)
+            emitted += int(new)
+            if new:
+                _send_sinks(runtime, batch.batch_id, change)
+            else:
+                _resend_sinks(runtime, batch.owner, batch.batch_id)
     if emitted:
         runtime.series.add({"changes": emitted})
     if first_error is not None:
-        if isinstance(first_error, BadToken):
-            log.error(
-                "flush.token_rejected: Asana refuses ASANA_ACCESS_TOKEN; nothing is fetched "
-                "until it is fixed (%s)",
-                first_error.message,
-            )
         raise first_error
     return emitted
 
 
-def _watches(runtime: Runtime, batches: list[ClosedBatch]) -> dict[str, str]:
-    """Target id -> the watch its webhook belongs to, for the targets of these batches."""
+def _rehydrate_as(
+    runtime: Runtime, connection_id: str, batches: list[ClosedBatch], *, alone: bool
+) -> dict[str, Outcome]:
+    """The outcomes of one connection's batches, or its reason to wait for each of them."""
+    try:
+        clients = runtime.clients
+        held = None if alone else clients.held_back(connection_id)
+        if held is None:
+            client = clients.get(connection_id)
+            return rehydrate(
+                client,
+                batches,
+                overrides=runtime.settings.opt_fields,
+                attempts=RATE_LIMITED_ATTEMPTS if alone else 1,
+            )
+        error: AsanaError = (
+            BadToken(f"connection {connection_id} is revoked (401); its batches wait", status=401)
+            if held == "revoked"
+            else BudgetExhausted(f"connection {connection_id} is paused after a 429")
+        )
+    except (UnknownConnection, SettingsError) as exc:
+        error = BadToken(f"connection {connection_id} cannot call Asana: {exc}", status=401)
+    log.warning(
+        "flush.waiting connection=%s batches=%d: %s; the job's retry takes them",
+        connection_id,
+        len(batches),
+        error,
+    )
+    return {batch.batch_id: Outcome(error=error) for batch in batches}
+
+
+@dataclass(frozen=True)
+class _Targets:
+    connections: dict[str, str]
+    """Target id -> the connection that registered it."""
+    watches: dict[str, str]
+    """Target id -> the watch its webhook belongs to, when it does."""
+
+
+def _targets(runtime: Runtime, batches: list[ClosedBatch]) -> _Targets:
+    """What the registrations of these batches' targets say (one round trip)."""
     targets = sorted({batch.target_id for batch in batches if batch.target_id})
     if not targets:
-        return {}
+        return _Targets({}, {})
     pipe = runtime.redis.pipeline(transaction=False)
     for target_id in targets:
-        pipe.hget(keys.target(target_id), "watch")
-    found = zip(targets, pipe.execute(), strict=True)
-    return {target: text(watch) for target, watch in found if watch}
+        pipe.hmget(keys.target(target_id), "connection", "watch")
+    connections: dict[str, str] = {}
+    watches: dict[str, str] = {}
+    for target_id, (connection, watch) in zip(targets, pipe.execute(), strict=True):
+        connections[target_id] = text(connection) if connection else keys.DEFAULT_CONNECTION
+        if watch:
+            watches[target_id] = text(watch)
+    return _Targets(connections, watches)
 
 
 def _settle_redundant(runtime: Runtime, closed: list[ClosedBatch]) -> list[ClosedBatch]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from asana_hooks.events import Event, Source, parse_timestamp
+from asana_hooks.keys import DEFAULT_CONNECTION
 
 Status = Literal["ok", "deleted", "not_found", "forbidden"]
 
@@ -164,10 +165,15 @@ class Fetched:
 
 
 def build_change(
-    batch: ClosedBatch, fetched: Fetched, *, watch: str | None = None
+    batch: ClosedBatch,
+    fetched: Fetched,
+    *,
+    watch: str | None = None,
+    connection: str = DEFAULT_CONNECTION,
 ) -> dict[str, Any]:
     """The stream entry for one closed batch (DESIGN.md §2 "Output"), with ``watch`` when the
-    webhook that brought it belongs to one (§6.2)."""
+    webhook that brought it belongs to one (§6.2) and the ``connection`` that fetched it
+    (§6.5)."""
     change = {
         "resource": {"gid": batch.gid, "resource_type": batch.resource_type},
         "parent": batch.parent or _parent_from_data(batch.resource_type, fetched.data),
@@ -180,10 +186,24 @@ def build_change(
         "sources": list(batch.sources),
         "webhook_gid": batch.webhook_gid,
         "data": fetched.data,
+        "connection": connection,
     }
     if watch:
         change["watch"] = watch
     return change
+
+
+def plan_by_connection(
+    batches: list[ClosedBatch], connections: dict[str, str]
+) -> list[tuple[str, list[ClosedBatch]]]:
+    """The batches grouped by the connection of their target (``connections``: target id ->
+    connection id; a batch without a known target is the default connection's), each group
+    in the batches' order, groups in order of their first batch."""
+    groups: dict[str, list[ClosedBatch]] = {}
+    for batch in batches:
+        connection = connections.get(batch.target_id or "", DEFAULT_CONNECTION)
+        groups.setdefault(connection, []).append(batch)
+    return list(groups.items())
 
 
 _PARENT_FIELD = {"story": "target", "task": "parent", "section": "project", "attachment": "parent"}

@@ -38,8 +38,11 @@ def rehydrate(
     batches: Sequence[ClosedBatch],
     *,
     overrides: Mapping[str, str],
+    attempts: int = RATE_LIMITED_ATTEMPTS,
 ) -> dict[str, Outcome]:
-    """Outcome per batch id. Deleted batches and types without a GET cost no request."""
+    """Outcome per batch id. Deleted batches and types without a GET cost no request.
+    ``attempts``: how often to ask after a 429 (1 when other connections' batches wait behind
+    these: the job's retry asks again instead)."""
     outcomes: dict[str, Outcome] = {}
     wanted: list[tuple[ClosedBatch, str, list[str]]] = []
     for batch in batches:
@@ -52,10 +55,10 @@ def rehydrate(
             wanted.append((batch, path, opt_fields(batch.resource_type, overrides)))
     if len(wanted) == 1:
         batch, path, fields = wanted[0]
-        outcomes[batch.batch_id] = _with_retries(lambda: _get_one(client, path, fields))
+        outcomes[batch.batch_id] = _with_retries(lambda: _get_one(client, path, fields), attempts)
     elif wanted:
         actions = [BatchAction.get(path, fields=fields) for _, path, fields in wanted]
-        answer = _with_retries(lambda: _get_many(client, actions))
+        answer = _with_retries(lambda: _get_many(client, actions), attempts)
         for index, (batch, _, _) in enumerate(wanted):
             outcomes[batch.batch_id] = (
                 answer.per_action[index] if isinstance(answer, _Many) else answer
@@ -97,14 +100,14 @@ def _get_many(client: AsanaClient, actions: list[BatchAction]) -> _Many:
     return _Many(per_action=tuple(per_action))
 
 
-def _with_retries(call: Callable[[], Outcome]) -> Outcome:
+def _with_retries(call: Callable[[], Outcome], attempts: int) -> Outcome:
     """Run ``call`` again after a 429 (the budget holds us until the pause ends)."""
-    for attempt in range(1, RATE_LIMITED_ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
             return call()
         except RateLimited as exc:
             log.info("rehydrate.rate_limited attempt=%d retry_after=%.1f", attempt, exc.retry_after)
-            if attempt == RATE_LIMITED_ATTEMPTS:
+            if attempt >= attempts:
                 return Outcome(error=exc)
         except AsanaError as exc:
             return Outcome(error=exc)

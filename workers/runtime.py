@@ -3,7 +3,8 @@
 RQ imports the job functions by name, so they cannot take our objects as arguments; they
 ask ``current()`` instead. ``workers.rq_worker`` installs the process's Settings with
 ``install``; a process that did not (RQ's own ``rq worker``) reads them from its environment
-once. The Asana client is opened on first use, so jobs that never call Asana need no token.
+once. The Asana clients (one per connection, asana_hooks.asana_clients) are opened on first
+use, so jobs that never call Asana need no token.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 import redis
 from rq import Queue
 
+from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.queueing import make_queue
 from asana_hooks.redis_conn import connect
 from asana_hooks.series import SeriesWriter
@@ -39,7 +42,7 @@ class Runtime:
     batcher: Batcher
     emitter: Emitter
     series: SeriesWriter
-    _client: AsanaClient | None = field(default=None, repr=False)
+    _clients: Clients | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -63,15 +66,21 @@ class Runtime:
         )
 
     @property
+    def clients(self) -> Clients:
+        """One client per connection (fresh lane)."""
+        if self._clients is None:
+            self._clients = Clients(self.settings, self.redis, max_wait=30.0)
+        return self._clients
+
+    @property
     def client(self) -> AsanaClient:
-        if self._client is None:
-            self._client = AsanaClient(self.settings, self.redis, max_wait=30.0)
-        return self._client
+        """The default connection's client (``ASANA_ACCESS_TOKEN``)."""
+        return self.clients.get(keys.DEFAULT_CONNECTION)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._clients is not None:
+            self._clients.close()
+            self._clients = None
         self.redis.close()
 
 

@@ -34,7 +34,7 @@ def reconcile_now(runtime: Runtime, watch_id: str, *, owner: str) -> str:
         )
         return "skipped"
     registry = Registry(runtime.redis, SecretBox(settings.encryption_keys))
-    sync = WatchSync(runtime.client, registry, store, public_url=public_url)
+    sync = WatchSync(runtime.clients.get(watch.connection), registry, store, public_url=public_url)
     result = reconcile_exclusively(sync, store, watch_id, owner=owner)
     if result is None:
         return "handed to the running reconciliation"

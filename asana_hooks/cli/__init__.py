@@ -15,6 +15,7 @@ import redis
 
 from asana_hooks import tunnel
 from asana_hooks.cli.changes import changes
+from asana_hooks.cli.connections import connections
 from asana_hooks.cli.context import EXIT_CONFIG, EXIT_REDIS, Failure
 from asana_hooks.cli.encryption_keys import keys
 from asana_hooks.cli.failed import failed
@@ -32,7 +33,19 @@ def cli() -> None:
     """Receive Asana webhooks: every change, once, with the fresh resource attached."""
 
 
-for command in (serve, worker, poll, dev, webhooks, watch, keys, failed, quarantine, changes):
+for command in (
+    serve,
+    worker,
+    poll,
+    dev,
+    webhooks,
+    watch,
+    keys,
+    failed,
+    quarantine,
+    changes,
+    connections,
+):
     cli.add_command(command)
 
 

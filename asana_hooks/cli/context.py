@@ -11,7 +11,9 @@ from functools import cache
 import click
 import redis
 
+from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.connections import ConnectionStore, Credentials, UnknownConnection
 from asana_hooks.dev_state import dev_defaults
 from asana_hooks.errors import HooksError
 from asana_hooks.redis_conn import connect
@@ -61,11 +63,45 @@ def open_registry(*, secrets: bool = False) -> Iterator[tuple[redis.Redis, Regis
         yield connection, Registry(connection, box)
 
 
+CONNECTION_OPTION = click.option(
+    "--connection",
+    "connection_id",
+    default=keys.DEFAULT_CONNECTION,
+    show_default=True,
+    metavar="ID",
+    help="Which connection registers, polls and rehydrates (`asana-hooks connections list`).",
+)
+
+
 @contextmanager
-def asana_client(connection: redis.Redis) -> Iterator[AsanaClient]:
-    """The API client under the shared budget, waiting at most 10 s for room in it."""
-    with AsanaClient(settings(), connection, timeout=30.0, max_wait=10.0) as client:
+def asana_client(
+    connection: redis.Redis, connection_id: str = keys.DEFAULT_CONNECTION
+) -> Iterator[AsanaClient]:
+    """The API client of one connection (the default one: ASANA_ACCESS_TOKEN) under its
+    budget, waiting at most 10 s for room in it; an unknown connection fails with exit 1."""
+    with AsanaClient(
+        settings(),
+        connection,
+        timeout=30.0,
+        max_wait=10.0,
+        credentials=credentials_of(connection, connection_id),
+    ) as client:
         yield client
+
+
+def credentials_of(connection: redis.Redis, connection_id: str) -> Credentials:
+    """The token of a connection, or the one-line failure saying there is no such one."""
+    current = settings()
+    if connection_id == keys.DEFAULT_CONNECTION:
+        return Credentials(connection_id, current.require_token())
+    store = ConnectionStore(connection, SecretBox(current.require_encryption_keys()))
+    try:
+        return store.credentials(connection_id)
+    except UnknownConnection:
+        raise Failure(
+            f"no connection {connection_id}: `asana-hooks connections list` shows the ids",
+            EXIT_FAILURE,
+        ) from None
 
 
 def find_registration(registry: Registry, gid: str) -> Registration:

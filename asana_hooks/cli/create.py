@@ -66,7 +66,7 @@ def create(
     filters: list[dict[str, Any]],
     resource_type: str = "",
 ) -> Created:
-    previous = _reusable(registry, resource_gid)
+    previous = _reusable(registry, resource_gid, client.connection_id)
     if previous is not None and previous.webhook_gid and previous.state != "lost":
         offered = _still_at_asana(client, registry, previous)
         if offered is not None:
@@ -100,9 +100,14 @@ def create(
     return Created(registration, existing=False)
 
 
-def _reusable(registry: Registry, resource_gid: str) -> Registration | None:
+def _reusable(registry: Registry, resource_gid: str, connection_id: str) -> Registration | None:
+    """This connection's live registration of the resource (another connection's is its own)."""
     for registration in registry.all():
-        if registration.resource_gid == resource_gid and registration.state in REUSABLE_STATES:
+        if (
+            registration.resource_gid == resource_gid
+            and registration.state in REUSABLE_STATES
+            and registration.connection == connection_id
+        ):
             return registration
     return None
 

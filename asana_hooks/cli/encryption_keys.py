@@ -1,7 +1,8 @@
 """`asana-hooks keys ...`: encryption keys for stored secrets. I/O edge (stdout, Redis).
 
 Rotation, step by step: put a new key first in HOOKS_ENCRYPTION_KEY (``new,old``), restart
-the processes, run `keys rotate` (every stored secret is re-encrypted under the first key),
+the processes, run `keys rotate` (every stored secret, webhook secrets and connection tokens
+alike, is re-encrypted under the first key),
 then drop the old key from the list. Keys and secrets are never printed, except the new key
 that `keys generate` exists to print.
 """
@@ -12,6 +13,7 @@ import click
 
 from asana_hooks.cli import render
 from asana_hooks.cli.context import EXIT_CONFIG, Failure, settings
+from asana_hooks.connections import ConnectionStore
 from asana_hooks.redis_conn import connect
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox, UndecryptableSecret, generate_key
@@ -37,6 +39,7 @@ def rotate(as_json: bool) -> None:
     connection = connect(current.redis_url, socket_timeout=5.0)
     try:
         rotated = Registry(connection, box).rotate_secrets()
+        rotated += ConnectionStore(connection, box).rotate_secrets()
     except UndecryptableSecret:
         raise Failure(
             "a stored secret cannot be decrypted by any key in HOOKS_ENCRYPTION_KEY: keep the "

@@ -22,6 +22,7 @@ from asana_hooks.asana_errors import AsanaError
 from asana_hooks.cli import render
 from asana_hooks.cli.asana_messages import asana_failure
 from asana_hooks.cli.context import (
+    CONNECTION_OPTION,
     EXIT_CONFIG,
     EXIT_FAILURE,
     JSON_OPTION,
@@ -32,6 +33,7 @@ from asana_hooks.cli.context import (
 )
 from asana_hooks.cli.create import check_public_url
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
+from asana_hooks.keys import DEFAULT_CONNECTION
 from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
 from asana_hooks.scopes import UnknownScope, list_projects, list_webhooks, resolve
@@ -58,6 +60,7 @@ def watch() -> None:
     help="For the project webhooks: resource_type[.subtype][:action[:field,...]].",
 )
 @click.option("--include-archived", is_flag=True, help="Watch archived projects too.")
+@CONNECTION_OPTION
 @JSON_OPTION
 def add_command(
     team: str | None,
@@ -65,14 +68,19 @@ def add_command(
     portfolio: str | None,
     specs: tuple[str, ...],
     include_archived: bool,
+    connection_id: str,
     as_json: bool,
 ) -> None:
     """Subscribe every project of the scope; print the watch id."""
     kind, gid, filters = _checked_input(_scopes(team, workspace, portfolio), specs)
     current = settings()
-    current.require_token()
+    if connection_id == DEFAULT_CONNECTION:
+        current.require_token()
     current.require_encryption_keys()
-    with open_registry(secrets=True) as (connection, registry), asana_client(connection) as client:
+    with (
+        open_registry(secrets=True) as (connection, registry),
+        asana_client(connection, connection_id) as client,
+    ):
         public_url = (
             current_public_url(connection, current.public_url) or current.require_public_url()
         )
@@ -84,7 +92,7 @@ def add_command(
             raise Failure(f"--{kind} {gid}: {exc}", EXIT_CONFIG) from None
         except AsanaError as exc:
             raise asana_failure(exc, doing=f"reading {kind} {gid}") from None
-        existing = _same_watch(store, kind, gid, filters, include_archived)
+        existing = _same_watch(store, kind, gid, filters, include_archived, connection_id)
         try:
             projects = list_projects(client, scope, include_archived=include_archived)
             held = _held(store, registry, existing)
@@ -99,7 +107,11 @@ def add_command(
         if problem is not None:
             raise Failure(problem, EXIT_CONFIG)
         the_watch = existing or store.create(
-            scope, filters=filters, include_archived=include_archived, public_url=public_url
+            scope,
+            filters=filters,
+            include_archived=include_archived,
+            public_url=public_url,
+            connection_id=connection_id,
         )
         sync = WatchSync(client, registry, store, public_url=public_url)
         failures = _subscribe(sync, store, the_watch, projects, quiet=as_json)
@@ -173,13 +185,15 @@ def status_command(watch_id: str, as_json: bool) -> None:
 @JSON_OPTION
 def remove_command(watch_id: str, as_json: bool) -> None:
     """Delete every webhook of the watch at Asana, then the watch."""
-    settings().require_token()
-    with open_registry() as (connection, registry), asana_client(connection) as client:
+    with open_registry() as (connection, registry):
         store = WatchStore(connection)
         the_watch = _find(store, watch_id)
+        if the_watch.connection == DEFAULT_CONNECTION:
+            settings().require_token()
         count = len(store.projects(the_watch.id)) + (1 if the_watch.scope_target else 0)
         public_url = the_watch.public_url or settings().public_url or ""
-        errors = WatchSync(client, registry, store, public_url=public_url).remove(the_watch)
+        with asana_client(connection, the_watch.connection) as client:
+            errors = WatchSync(client, registry, store, public_url=public_url).remove(the_watch)
     if as_json:
         render.print_json({"id": watch_id, "webhooks": count, "errors": errors})
     if errors:
@@ -218,15 +232,24 @@ def _checked_input(
 
 
 def _same_watch(
-    store: WatchStore, kind: str, gid: str, filters: list[dict[str, Any]], include_archived: bool
+    store: WatchStore,
+    kind: str,
+    gid: str,
+    filters: list[dict[str, Any]],
+    include_archived: bool,
+    connection_id: str,
 ) -> Watch | None:
-    """The watch already on this scope, to finish; refused when it was made differently."""
+    """The watch already on this scope, to finish; refused when it was made differently
+    (other filters, or by another connection)."""
     existing = store.of_scope(gid)
     if existing is not None and (
-        existing.filters != filters or existing.include_archived != include_archived
+        existing.filters != filters
+        or existing.include_archived != include_archived
+        or existing.connection != connection_id
     ):
         raise Failure(
-            f"{kind} {gid} is already watched by {existing.id} with other filters; "
+            f"{kind} {gid} is already watched by {existing.id} with other filters or "
+            f"another connection ({existing.connection}); "
             f"`asana-hooks watch remove {existing.id}` first",
             EXIT_CONFIG,
         )

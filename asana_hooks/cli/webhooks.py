@@ -10,10 +10,12 @@ from typing import Any
 
 import click
 
+from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, NotFound
 from asana_hooks.cli import render
 from asana_hooks.cli.asana_messages import asana_failure
 from asana_hooks.cli.context import (
+    CONNECTION_OPTION,
     EXIT_CONFIG,
     EXIT_FAILURE,
     JSON_OPTION,
@@ -27,6 +29,7 @@ from asana_hooks.cli.create import check_public_url, create
 from asana_hooks.cli.retarget import retarget_command
 from asana_hooks.cli.webhook_status import status_command
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
+from asana_hooks.keys import DEFAULT_CONNECTION
 from asana_hooks.public_url import current_public_url, target_is_current
 from asana_hooks.registry import Registration
 
@@ -49,9 +52,14 @@ def webhooks() -> None:
     "--resource-type",
     help="workspace, team, portfolio, goal, project...: checks filters against Asana's table.",
 )
+@CONNECTION_OPTION
 @JSON_OPTION
 def create_command(
-    resource_gid: str, specs: tuple[str, ...], resource_type: str | None, as_json: bool
+    resource_gid: str,
+    specs: tuple[str, ...],
+    resource_type: str | None,
+    connection_id: str,
+    as_json: bool,
 ) -> None:
     """Register a webhook on RESOURCE whose target is $HOOKS_PUBLIC_URL/hooks/asana/<id>."""
     try:
@@ -59,9 +67,13 @@ def create_command(
     except FilterSpecError as exc:
         raise Failure(str(exc), EXIT_CONFIG) from None
     current = settings()
-    current.require_token()
+    if connection_id == DEFAULT_CONNECTION:
+        current.require_token()
     current.require_encryption_keys()
-    with open_registry(secrets=True) as (connection, registry), asana_client(connection) as client:
+    with (
+        open_registry(secrets=True) as (connection, registry),
+        asana_client(connection, connection_id) as client,
+    ):
         public_url = (
             current_public_url(connection, current.public_url) or current.require_public_url()
         )
@@ -121,19 +133,14 @@ def list_command(as_json: bool) -> None:
 @click.argument("gid")
 @JSON_OPTION
 def delete_command(gid: str, as_json: bool) -> None:
-    """Delete webhook GID at Asana and mark it deleted here."""
-    settings().require_token()
-    with open_registry() as (connection, registry), asana_client(connection) as client:
+    """Delete webhook GID at Asana (as the connection that made it) and mark it deleted here."""
+    with open_registry() as (connection, registry):
         registration = registry.by_webhook(gid)
-        try:
-            client.delete(f"/webhooks/{gid}")
-            note = f"deleted webhook {gid} at Asana"
-        except NotFound:
-            if registration is None:
-                raise Failure(f"no webhook {gid}, here or at Asana", EXIT_FAILURE) from None
-            note = f"Asana no longer had webhook {gid}"
-        except AsanaError as exc:
-            raise asana_failure(exc, doing=f"deleting webhook {gid}") from None
+        connection_id = registration.connection if registration else DEFAULT_CONNECTION
+        if connection_id == DEFAULT_CONNECTION:
+            settings().require_token()
+        with asana_client(connection, connection_id) as client:
+            note = _delete_at_asana(client, gid, known=registration is not None)
         if registration is not None:
             registry.set_state(registration.target_id, "deleted")
             registration = registry.get(registration.target_id)
@@ -141,6 +148,19 @@ def delete_command(gid: str, as_json: bool) -> None:
         render.print_json(registration.to_json() if registration else {"gid": gid})
         return
     click.echo(f"{note}; its target now answers 410" if registration else note)
+
+
+def _delete_at_asana(client: AsanaClient, gid: str, *, known: bool) -> str:
+    """Delete at Asana; one already gone is fine when we know it. Returns what happened."""
+    try:
+        client.delete(f"/webhooks/{gid}")
+    except NotFound:
+        if not known:
+            raise Failure(f"no webhook {gid}, here or at Asana", EXIT_FAILURE) from None
+        return f"Asana no longer had webhook {gid}"
+    except AsanaError as exc:
+        raise asana_failure(exc, doing=f"deleting webhook {gid}") from None
+    return f"deleted webhook {gid} at Asana"
 
 
 @webhooks.command("retire")

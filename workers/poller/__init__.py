@@ -46,7 +46,7 @@ import signal
 import threading
 from types import FrameType
 
-from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.redis_conn import connect
 from asana_hooks.settings import Settings
 from workers.poller.loop import Poller
@@ -65,5 +65,8 @@ def main(settings: Settings, *, once: bool = False) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    with AsanaClient(settings, connection, lane="background") as client:
-        Poller(settings, connection, client, force=once).run(stop=stop, once=once)
+    clients = Clients(settings, connection, lane="background")
+    try:
+        Poller(settings, connection, clients, force=once).run(stop=stop, once=once)
+    finally:
+        clients.close()

@@ -94,7 +94,7 @@ def list_webhooks(client: AsanaClient, connection: redis.Redis) -> Listing:
 
 def user_workspaces(client: AsanaClient, connection: redis.Redis) -> list[str]:
     """The gids of the workspaces the token's user belongs to, cached for an hour."""
-    cached = optional_text(connection.get(keys.USER_WORKSPACES))
+    cached = optional_text(connection.get(keys.user_workspaces(client.connection_id)))
     if cached is not None:
         try:
             gids = json.loads(cached)
@@ -108,5 +108,7 @@ def user_workspaces(client: AsanaClient, connection: redis.Redis) -> list[str]:
         for workspace in me.get("workspaces") or []
         if isinstance(workspace, Mapping) and workspace.get("gid")
     ]
-    connection.set(keys.USER_WORKSPACES, json.dumps(gids), ex=WORKSPACES_TTL_SECONDS)
+    connection.set(
+        keys.user_workspaces(client.connection_id), json.dumps(gids), ex=WORKSPACES_TTL_SECONDS
+    )
     return gids

@@ -7,6 +7,11 @@ due resource is locked and never under a lock), then the Events API from the sto
 token, then, after a 412 or without a token, a resync (``workers.poller.resync``). A team,
 workspace or portfolio has no Events API stream: its webhooks get the care alone. The
 package docstring (``workers.poller``) tells the whole story.
+
+Each registration is cared for by its own connection's client (asana_hooks.asana_clients), and
+a resource is polled by the connection of its lead registration. A connection paused by a 429
+or revoked by a 401 is skipped for the cycle instead of waited for (``held``), so it never
+slows the others; its resources are polled by the next cycle that finds it able to call.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import redis
 from rq import Queue
 
 from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.asana_errors import AsanaError, SyncTokenExpired
+from asana_hooks.connections import UnknownConnection
 from asana_hooks.events import format_timestamp
 from asana_hooks.queueing import enqueue_delivery, make_queue
 from asana_hooks.registry import Registration, Registry
@@ -62,7 +69,7 @@ class Poller:
         self,
         settings: Settings,
         connection: redis.Redis,
-        client: AsanaClient,
+        client: AsanaClient | Clients,
         *,
         owner: str | None = None,
         force: bool = False,
@@ -77,47 +84,52 @@ class Poller:
         self.resync_margin = resync_margin
         self.clock = clock or (lambda: datetime.now(UTC))
         self._redis = connection
-        self._client = client
+        self._clients = (
+            Clients.around(settings, connection, client)
+            if isinstance(client, AsanaClient)
+            else client
+        )
         self._queue: Queue = make_queue(connection)
         self._store = PollStore(connection)
         box = SecretBox(settings.encryption_keys) if settings.encryption_keys else None
         self._registry = Registry(connection, box)
         self._webhooks = WebhookCare(
-            settings, client, self._registry, clock=self.clock, can_recreate=box is not None
+            settings, self._clients, self._registry, clock=self.clock, can_recreate=box is not None
         )
         self._watches = WatchCare(
             settings,
-            client,
+            self._clients,
             self._registry,
             owner=self.owner,
             clock=self.clock,
             can_create=box is not None,
             due_fraction=DUE_FRACTION,
         )
-        self._listing: Listing | None = None
+        self._listings: dict[str, Listing] = {}
 
     # One pass -----------------------------------------------------------------------------
 
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
         report.watches = self._watches.cycle(force=self.force)
-        self._listing = None
+        self._listings = {}
         try:
             for subscription in subscriptions(self._registry.all()):
                 report.resources += 1
                 self._visit(subscription, report)
         finally:
-            self._listing = None
+            self._listings = {}
         return report
 
     def _visit(self, subscription: Subscription, report: CycleReport) -> None:
         gid = subscription.resource_gid
-        if (
-            self._listing is None
-            and subscription.watched
-            and (self.force or self._due(gid, self.clock()))
-        ):
-            self._listing = list_webhooks(self._client, self._redis)
+        held = self._held(subscription)
+        if held:
+            report.held += 1
+            log.debug("poll.held resource=%s: %s", gid, held)
+            return
+        if subscription.watched and (self.force or self._due(gid, self.clock())):
+            self._take_listings(subscription)
         lock = PollLock(self._redis, gid, owner=self.owner, ttl_ms=self.lock_ttl_ms)
         if not lock.acquire():
             report.busy += 1
@@ -159,6 +171,25 @@ class Poller:
                 log.debug("poll.end resource=%s owner=%s", gid, self.owner)
             lock.release()
 
+    def _take_listings(self, subscription: Subscription) -> None:
+        """The cycle's listing of each connection of these webhooks, taken once, never under
+        a resource's lock."""
+        for connection_id in sorted({r.connection for r in subscription.watched}):
+            if connection_id not in self._listings:
+                client = self._clients.get(connection_id)
+                self._listings[connection_id] = list_webhooks(client, self._redis)
+
+    def _held(self, subscription: Subscription) -> str | None:
+        """Why one of this resource's connections cannot call now (skip it this cycle)."""
+        for connection_id in sorted({r.connection for r in subscription.registrations}):
+            try:
+                reason = self._clients.held_back(connection_id)
+            except UnknownConnection:
+                reason = "unknown"
+            if reason:
+                return f"connection {connection_id} is {reason}"
+        return None
+
     def _due(self, gid: str, now: datetime) -> bool:
         last = self._store.record(gid).last_attempt_at
         interval = self.settings.poll_interval_seconds * DUE_FRACTION
@@ -194,7 +225,7 @@ class Poller:
         fed = pages = 0
         while True:
             try:
-                page = self._client.events(gid, token)
+                page = self._clients.get(lead.connection).events(gid, token)
             except SyncTokenExpired as expired:
                 self._on_expired(subscription, lead, lock, expired, token=token, report=report)
                 break
@@ -269,7 +300,7 @@ class Poller:
         reason: str,
     ) -> None:
         resync(
-            self._client,
+            self._clients.get(lead.connection),
             self._queue,
             self._store,
             lock,
@@ -291,7 +322,7 @@ class Poller:
     def _check_health(self, subscription: Subscription) -> Subscription:
         """Care for every webhook of this resource; return the subscription as it now stands."""
         for registration in subscription.watched:
-            self._webhooks.check(registration, self._listing)
+            self._webhooks.check(registration, self._listings.get(registration.connection))
         return self._reread(subscription)
 
     def _reread(self, subscription: Subscription) -> Subscription:

@@ -49,6 +49,8 @@ class CycleReport:
     """Resources with no Events API stream (teams, workspaces, portfolios): health alone."""
     watches: int = 0
     """Watches reconciled (their scopes listed) in this pass."""
+    held: int = 0
+    """Resources skipped because a connection of theirs is paused (429) or revoked (401)."""
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())

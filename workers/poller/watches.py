@@ -15,8 +15,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.asana_errors import AsanaError
+from asana_hooks.connections import UnknownConnection
 from asana_hooks.events import parse_timestamp
 from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
@@ -31,7 +32,7 @@ class WatchCare:
     def __init__(
         self,
         settings: Settings,
-        client: AsanaClient,
+        clients: Clients,
         registry: Registry,
         *,
         owner: str,
@@ -40,7 +41,7 @@ class WatchCare:
         due_fraction: float,
     ) -> None:
         self._settings = settings
-        self._client = client
+        self._clients = clients
         self._registry = registry
         self._store = WatchStore(registry.connection)
         self._owner = owner
@@ -62,7 +63,16 @@ class WatchCare:
                 missing = "HOOKS_ENCRYPTION_KEY" if not self._can_create else "HOOKS_PUBLIC_URL"
                 log.error("watch.cannot_reconcile watch=%s: %s is not set", watch.id, missing)
                 continue
-            sync = WatchSync(self._client, self._registry, self._store, public_url=public_url)
+            try:
+                client = self._clients.get(watch.connection)
+            except UnknownConnection:
+                log.error(
+                    "watch.cannot_reconcile watch=%s: its connection %s is gone",
+                    watch.id,
+                    watch.connection,
+                )
+                continue
+            sync = WatchSync(client, self._registry, self._store, public_url=public_url)
             try:
                 result = reconcile_exclusively(sync, self._store, watch.id, owner=self._owner)
             except AsanaError as exc:

@@ -7,7 +7,8 @@ it (``asana_hooks.health_check``: its state moves to ``failing`` / ``active`` / 
 missing from it is asked for with ``GET /webhooks/{gid}`` before it is called lost, since it may
 have been created after the listing was taken, except one already ``lost`` (nobody creates a
 webhook under a lost gid, so its absence says nothing new). A ``lost`` one is re-created on
-the same target, under the current public URL (asana_hooks.public_url), when
+the same target, under the current public URL (asana_hooks.public_url), by the same connection
+(its registration names it), when
 ``HOOKS_AUTO_RECREATE`` is on: ``register`` takes the sync token first
 when it was lost too, and marks the gap for a resync (``asana_hooks.subscription``), so the
 time without a webhook is covered.
@@ -19,7 +20,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from asana_hooks.asana_client import AsanaClient
+from asana_hooks.asana_clients import Clients
 from asana_hooks.asana_errors import AsanaError
 from asana_hooks.health import Verdict
 from asana_hooks.health_check import check_webhook, record_verdict
@@ -40,14 +41,14 @@ class WebhookCare:
     def __init__(
         self,
         settings: Settings,
-        client: AsanaClient,
+        clients: Clients,
         registry: Registry,
         *,
         clock: Callable[[], datetime],
         can_recreate: bool,
     ) -> None:
         self._settings = settings
-        self._client = client
+        self._clients = clients
         self._registry = registry
         self._clock = clock
         self._can_recreate = can_recreate
@@ -94,7 +95,7 @@ class WebhookCare:
                     self._registry, registration, None, now=now, heartbeat_timeout=timeout
                 )
         return check_webhook(
-            self._client,
+            self._clients.get(registration.connection),
             self._registry,
             registration,
             now=now,
@@ -123,7 +124,7 @@ class WebhookCare:
         log.warning("webhook.lost %s: Asana no longer has it; re-creating", where)
         try:
             created = register(
-                self._client,
+                self._clients.get(registration.connection),
                 self._registry,
                 resource_gid=registration.resource_gid,
                 public_url=public_url,

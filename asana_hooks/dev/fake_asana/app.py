@@ -126,7 +126,7 @@ class ApiFrontend:
             return ApiError(500, "Server Error").response(), False
         if _unavailable(path, knobs.unavailable_paths):
             return ApiError(503, "Service Unavailable").response(), False
-        if random.random() < knobs.chaos_429_rate:
+        if random.random() < knobs.chaos_429_rate or token in _listed(knobs.throttled_tokens):
             retry = retry_after_seconds(self.ctx.timing.time_scale)
             return self._reject(Rejection(retry, "rate")), False
         cost, reads, writes = self._costs(request.method, path, body)
@@ -161,6 +161,10 @@ class ApiFrontend:
         finally:
             limiter.release_reads(token, reads)
             limiter.release_writes(token, writes)
+
+
+def _listed(tokens: str) -> set[str]:
+    return {token for token in tokens.split(",") if token}
 
 
 def _unavailable(path: str, prefixes: str) -> bool:

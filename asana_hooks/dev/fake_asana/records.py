@@ -23,6 +23,7 @@ class Knobs:
     max_webhooks_per_resource: int = 1000  # over every token, checked on POST /webhooks
     max_webhooks_per_token: int = 10000  # per token ("per user per app"), same
     chaos_429_rate: float = 0.0
+    throttled_tokens: str = ""  # comma-separated bearer tokens answered 429 on every call
     chaos_500_rate: float = 0.0
     api_latency: float = 0.0  # real seconds added to every API answer
     unavailable_paths: str = ""  # comma-separated path prefixes answered 503 (an outage)

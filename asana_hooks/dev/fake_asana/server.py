@@ -254,6 +254,11 @@ class FakeAsana:
         with self.lock:
             self.tokens.add(token)
 
+    def revoke_token(self, token: str) -> None:
+        """Stop accepting a bearer token: every call with it is answered 401 from now on."""
+        with self.lock:
+            self.tokens.discard(token)
+
     def hold_webhooks(self, count: int, *, resource: str, token: str | None = None) -> list[str]:
         """``count`` webhooks on ``resource`` made earlier by this app and user for some other
         receiver: they take room under Asana's caps and list in ``GET /webhooks``, but never
