@@ -60,20 +60,21 @@ class System:
 _CLI_LOCK = threading.Lock()
 
 
-def invoke_cli(*args: str, env: dict[str, str]) -> CliResult:
-    """The console script's ``main()`` with this argv and exactly this environment."""
+def invoke_cli(*args: str, env: dict[str, str], stdin: str = "") -> CliResult:
+    """The console script's ``main()`` with this argv, stdin and exactly this environment."""
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with _CLI_LOCK, _exact_environ(env), redirect_stdout(out), redirect_stderr(err):
-        saved_argv = sys.argv
+        saved_argv, saved_stdin = sys.argv, sys.stdin
         sys.argv = ["asana-hooks", *args]
+        sys.stdin = io.StringIO(stdin)
         settings.cache_clear()
         try:
             main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         finally:
-            sys.argv = saved_argv
+            sys.argv, sys.stdin = saved_argv, saved_stdin
             settings.cache_clear()
     return CliResult(code, out.getvalue(), err.getvalue())
 

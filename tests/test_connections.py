@@ -27,7 +27,7 @@ from asana_hooks.ratelimit import Budget
 from asana_hooks.registration import register
 from asana_hooks.secretbox import Secret, SecretBox, generate_key
 from tests.helpers import wait_for
-from tests.operator_system import CliResult, System, running_system
+from tests.operator_system import CliResult, System, invoke_cli, running_system
 from tests.poller_stage import Stage, running_stage
 from tests.worker_support import worker_processes
 from workers.poller.loop import Poller
@@ -45,6 +45,12 @@ def _passthrough() -> dict[str, str]:
 
 
 def run(system: System, *args: str, stdin: str = "", **extra: str) -> CliResult:
+    """`asana-hooks ARGS` through its real entry point, in this process (so coverage sees
+    it), with this system's environment."""
+    return invoke_cli(*args, env={**system.env, **extra}, stdin=stdin)
+
+
+def run_process(system: System, *args: str, stdin: str = "", **extra: str) -> CliResult:
     """`asana-hooks ARGS` as a real process with this system's environment."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -109,8 +115,9 @@ class TestConnectionsCli:
         no_token_in(added.stdout, added.stderr, listed.stdout, listed.stderr, plain.stdout)
 
     def test_token_from_stdin(self, system: System) -> None:
-        """--token-stdin reads one line; the id is the only thing on stdout."""
-        done = run(system, "connections", "add", "--token-stdin", stdin=TOKEN_B + "\n")
+        """--token-stdin reads one line (a real process, the token piped in); the id is the
+        only thing on stdout."""
+        done = run_process(system, "connections", "add", "--token-stdin", stdin=TOKEN_B + "\n")
         assert done.code == 0, done.stderr
         assert done.stdout.strip().startswith("c")
         assert len(done.stdout.strip().splitlines()) == 1
