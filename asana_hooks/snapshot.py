@@ -16,7 +16,8 @@ import redis
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from asana_hooks import consumer_groups, keys, quarantine, series
+from asana_hooks import connection_report, consumer_groups, keys, quarantine, series
+from asana_hooks.connections import ConnectionStore
 from asana_hooks.events import format_timestamp
 from asana_hooks.failed_jobs import list_failed
 from asana_hooks.health import assess, seconds_since
@@ -25,6 +26,7 @@ from asana_hooks.queueing import make_queue
 from asana_hooks.ratelimit import Budget
 from asana_hooks.redis_conn import decode_hash
 from asana_hooks.registry import Registration, Registry
+from asana_hooks.secretbox import Secret
 
 QUARANTINE_LIMIT = 10
 """How many kept events the snapshot shows (the count is always complete)."""
@@ -52,6 +54,8 @@ class Overview:
     series: dict[str, Any] = field(default_factory=dict)
     consumer_groups: list[dict[str, Any]] = field(default_factory=list)
     """Each group reading the changes (`changes groups --json`), with its ``warning``."""
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    """Each Asana identity (`connections list --json`): its state and its budget's use."""
     public_url: str | None = None
     """The current public URL (asana_hooks.public_url): a running tunnel's or the setting."""
     tunnel: dict[str, Any] | None = None
@@ -70,6 +74,7 @@ class Overview:
             "quarantine": self.quarantine,
             "series": self.series,
             "consumer_groups": self.consumer_groups,
+            "connections": self.connections,
             "public_url": self.public_url,
             "tunnel": self.tunnel,
         }
@@ -187,10 +192,13 @@ def snapshot(
     budget: int,
     with_series: bool = True,
     public_url: str | None = None,
+    default_token: Secret | None = None,
 ) -> Overview:
     """Read everything once (a few round trips; meant for the thread pool). ``with_series``:
     the 24 h of per-minute series too (the page's charts; /metrics has no use for them).
-    ``public_url``: HOOKS_PUBLIC_URL, which a running tunnel's URL overrides."""
+    ``public_url``: HOOKS_PUBLIC_URL, which a running tunnel's URL overrides.
+    ``default_token``: ASANA_ACCESS_TOKEN, which makes the default connection exist (only its
+    presence is read)."""
     now = datetime.now(UTC)
     registrations = Registry(connection).all()
     current = current_public_url(connection, public_url)
@@ -221,4 +229,9 @@ def snapshot(
         ],
         public_url=current,
         tunnel=tunnel_health(connection),
+        connections=connection_report.report(
+            connection,
+            ConnectionStore(connection, default_token=default_token).all(),
+            per_minute=budget,
+        ),
     )

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from asana_hooks.events import parse_timestamp
 from asana_hooks.health import HEALTH_VALUES
+from asana_hooks.secretbox import Secret
 from asana_hooks.series import ACK_BUCKETS_MS
 from asana_hooks.settings import Settings
 from asana_hooks.snapshot import Overview, snapshot
@@ -58,6 +59,8 @@ METRICS: dict[str, str] = {
     "open_batches": "Resources with a batch waiting for its quiet window.",
     "poller_lag_seconds": "Seconds since the poller last read a webhook's resource's events.",
     "poll_interval_seconds": "HOOKS_POLL_INTERVAL_SECONDS (alerts compare the lag with it).",
+    "connection_state": "1 for each Asana connection's state (label state), else 0.",
+    "connection_budget_used": "Requests a connection sent to Asana in the last minute.",
     "consumer_group_lag": "Changes not yet handed to a consumer group's consumers (label group).",
     "consumer_group_pending": "Changes handed to a group's consumers and not yet acknowledged.",
     "consumer_group_dead": "Dead letters of a consumer group (asana-hooks changes dead).",
@@ -99,31 +102,56 @@ async def metrics(request: Request) -> Response:
         connection,
         budget=settings.rate_limit_per_minute,
         poll_interval=settings.poll_interval_seconds,
+        default_token=settings.asana_access_token,
     )
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def render(connection: redis.Redis, *, budget: int, poll_interval: float = 300.0) -> bytes:
+def render(
+    connection: redis.Redis,
+    *,
+    budget: int,
+    poll_interval: float = 300.0,
+    default_token: Secret | None = None,
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(connection, budget=budget, poll_interval=poll_interval))
+    registry.register(
+        RedisCollector(
+            connection, budget=budget, poll_interval=poll_interval, default_token=default_token
+        )
+    )
     return generate_latest(registry)
 
 
 class RedisCollector(Collector):
     """Reads one snapshot per scrape and turns it into metric families."""
 
-    def __init__(self, connection: redis.Redis, *, budget: int, poll_interval: float) -> None:
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        budget: int,
+        poll_interval: float,
+        default_token: Secret | None = None,
+    ) -> None:
         self._redis = connection
         self._budget = budget
         self._poll_interval = poll_interval
+        self._default_token = default_token
 
     def collect(self) -> Iterator[Metric]:
-        view = snapshot(self._redis, budget=self._budget, with_series=False)
+        view = snapshot(
+            self._redis,
+            budget=self._budget,
+            with_series=False,
+            default_token=self._default_token,
+        )
         yield from _stat_metrics(view.stats)
         yield from _system_metrics(view)
         yield _gauge("poll_interval_seconds", self._poll_interval)
         yield from _webhook_metrics(view.webhooks)
         yield from _group_metrics(view.consumer_groups)
+        yield from _connection_metrics(view.connections)
 
 
 def _counter(name: str, labels: list[str] | None = None) -> CounterMetricFamily:
@@ -228,3 +256,16 @@ def _group_metrics(groups: list[dict[str, Any]]) -> Iterator[Metric]:
         dead.add_metric(name, group["dead"])
         behind.add_metric(name, 1 if group["behind_retention"] else 0)
     yield from (lag, pending, dead, behind)
+
+
+CONNECTION_STATES = ("ok", "rate_limited", "refreshing", "revoked")
+
+
+def _connection_metrics(connections: list[dict[str, Any]]) -> Iterator[Metric]:
+    state = _gauge("connection_state", labels=["connection", "state"])
+    used = _gauge("connection_budget_used", labels=["connection"])
+    for found in connections:
+        for name in CONNECTION_STATES:
+            state.add_metric([found["id"], name], 1 if found["state"] == name else 0)
+        used.add_metric([found["id"]], found["budget"]["used_last_minute"])
+    yield from (state, used)

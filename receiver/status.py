@@ -124,7 +124,10 @@ def _snapshot_json(request: Request) -> dict[str, object]:
     connection: redis.Redis = request.state.redis
     settings: Settings = request.state.settings
     return snapshot(
-        connection, budget=settings.rate_limit_per_minute, public_url=settings.public_url
+        connection,
+        budget=settings.rate_limit_per_minute,
+        public_url=settings.public_url,
+        default_token=settings.asana_access_token,
     ).to_json()
 
 

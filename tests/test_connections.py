@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -330,6 +331,16 @@ class TestTwoConnections:
             wait_for(lambda: store.state(conn_a) == "revoked", timeout=20)
             assert store.state(conn_b) == "ok"
             assert of(changes(stage.redis), tasks_a) == []
+            receiver = stage.settings.require_public_url()
+            shown = httpx.get(f"{receiver}/status.json", timeout=5).json()["connections"]
+            assert {c["id"]: c["state"] for c in shown if c["id"] in (conn_a, conn_b)} == {
+                conn_a: "revoked",
+                conn_b: "ok",
+            }
+            no_token_in(json.dumps(shown))
+            metrics = httpx.get(f"{receiver}/metrics", timeout=5).text
+            revoked = f'asana_hooks_connection_state{{connection="{conn_a}",state="revoked"}} 1.0'
+            assert revoked in metrics
             new_token = "pat-A2-9b1e3c5d7f"
             fake.add_token(new_token)
             store.replace_token(conn_a, Secret(new_token), user_gid=stage.user, user_name="Greg")
