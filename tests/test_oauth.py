@@ -385,6 +385,17 @@ class TestRevoked:
         no_secret_in(stage, logs)
 
 
+def test_remove_revokes_the_grant_at_asana(stage: OAuthStage, browser: httpx.Client) -> None:
+    connection_id, _ = _connected(stage, browser)
+    assert stage.fake.oauth.grants_of(stage.ada) == 1
+    done = invoke_cli("connections", "remove", connection_id, "--json", env=stage.env)
+    assert done.code == 0, done.stderr
+    assert done.json()["id"] == connection_id
+    assert stage.fake.oauth.grants_of(stage.ada) == 0
+    assert [c for c in listed(stage)[0] if c["kind"] == "oauth"] == []
+    no_secret_in(stage, done.stdout, done.stderr)
+
+
 def test_credentials_repr_hides_oauth_tokens(stage: OAuthStage, browser: httpx.Client) -> None:
     connection_id, _ = _connected(stage, browser)
     credentials = stage.store.credentials(connection_id)

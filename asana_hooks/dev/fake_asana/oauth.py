@@ -107,6 +107,11 @@ class OAuthServer:
                 self._expiry.pop(token, None)
             return True
 
+    def grants_of(self, user: str) -> int:
+        """How many live grants (refresh tokens) this user has given."""
+        with self.lock:
+            return sum(1 for g in self._grants.values() if g.user == user)
+
     def revoke_user(self, user: str) -> int:
         with self.lock:
             found = [r for r, g in self._grants.items() if g.user == user]
