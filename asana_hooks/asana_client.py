@@ -16,6 +16,7 @@ Responses are Asana's envelopes: ``{"data": ...}`` (plus ``next_page`` when pagi
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, oauth
 from asana_hooks.asana_errors import (
     AsanaError,
     AsanaUnavailable,
@@ -34,6 +35,7 @@ from asana_hooks.asana_errors import (
 )
 from asana_hooks.connections import ConnectionStore, Credentials
 from asana_hooks.ratelimit import Budget, Lane
+from asana_hooks.secretbox import SecretBox
 from asana_hooks.series import SeriesWriter
 from asana_hooks.settings import Settings
 
@@ -141,6 +143,9 @@ class AsanaClient:
             connection_id=self.connection_id,
         )
         self._connections = ConnectionStore(connection)
+        self._settings = settings
+        self._credentials = credentials
+        self._refresh_lock = threading.Lock()
         self._probe = probe
         self.rejected = False
         """Asana answered 401 to this client: a pool builds a new one (the token may be new)."""
@@ -177,6 +182,8 @@ class AsanaClient:
         """Send one request within the budget; return the decoded body or raise AsanaError."""
         method = method.upper()
         is_read = method in ("GET", "HEAD") if read is None else read
+        if oauth.due(self._credentials):
+            self._refresh(path)
         with self.budget.acquire(cost, read=is_read, max_wait=self.max_wait):
             try:
                 response = self._http.request(method, path.lstrip("/"), params=params, json=json)
@@ -274,18 +281,44 @@ class AsanaClient:
 
     # Plumbing -------------------------------------------------------------------------
 
-    def _rejected(self, path: str) -> None:
+    def _refresh(self, path: str) -> None:
+        """An OAuth access token near its expiry: take the one another process refreshed, or
+        refresh it here (once across processes, asana_hooks.oauth). A refused refresh is a
+        revoked grant: handled as a 401 (the connection waits until it is connected again)."""
+        with self._refresh_lock:
+            if not oauth.due(self._credentials):
+                return
+            box = SecretBox(self._settings.encryption_keys)
+            store = ConnectionStore(self._redis, box)
+            try:
+                fresh = oauth.fresh_credentials(
+                    self._settings, self._redis, store, self._credentials
+                )
+            except oauth.OAuthRefused as exc:
+                self._rejected(path, why=f"OAuth refresh refused ({exc.error})")
+                raise BadToken(f"{self.connection_id}: {exc}", status=401, path=path) from None
+            self._credentials = fresh
+            self._http.headers["Authorization"] = f"Bearer {fresh.token.reveal()}"
+
+    def _rejected(self, path: str, *, why: str = "401") -> None:
         """A 401: this connection stops (every process) and shows ``revoked``; others go on."""
         self.budget.reject_token()
         self._maybe_revoked = True
         self.rejected = True
         try:
-            self._connections.set_state(self.connection_id, "revoked", problem=f"401 on {path}")
+            self._connections.set_state(self.connection_id, "revoked", problem=f"{why} on {path}")
         except redis.RedisError:
             log.warning("connections.unavailable connection=%s", self.connection_id)
         if self.connection_id == keys.DEFAULT_CONNECTION:
             log.error(
                 "asana.token_rejected connection=%s path=%s: fix ASANA_ACCESS_TOKEN",
+                self.connection_id,
+                path,
+            )
+        elif self._credentials.expires_at is not None:
+            log.error(
+                "asana.token_rejected connection=%s path=%s: an OAuth grant; its user must "
+                "connect again (/oauth/start); its work waits",
                 self.connection_id,
                 path,
             )

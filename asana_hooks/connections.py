@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from asana_hooks import keys
 from asana_hooks.errors import HooksError
 from asana_hooks.redis_conn import decode_hash, text
 from asana_hooks.registry import now_iso
 from asana_hooks.secretbox import Secret, SecretBox
+
+if TYPE_CHECKING:
+    from asana_hooks.oauth import OAuthGrant
 
 Kind = Literal["pat", "oauth"]
 State = Literal["ok", "rate_limited", "refreshing", "revoked"]
@@ -57,6 +61,10 @@ class Credentials:
 
     connection_id: str
     token: Secret
+    expires_at: float | None = None
+    """When an OAuth access token expires (epoch seconds); None for a personal access token."""
+    lifetime: float | None = None
+    """How long that token was given for (seconds): the refresh margin is a part of it."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,61 @@ class ConnectionStore:
         pipe.execute()
         return Connection(connection_id, name, kind, user_gid, user_name, "ok", created_at)
 
+    def add_oauth(self, grant: OAuthGrant, *, name: str) -> Connection:
+        """Store an OAuth grant as a connection; the same Asana user connecting again gets
+        their earlier OAuth connection back (new tokens, state ok), so its work resumes."""
+        for known in self.all():
+            if known.kind == "oauth" and known.user_gid == grant.user_gid:
+                self.store_grant(known.id, grant)
+                return self.get(known.id) or known
+        connection_id = new_connection_id()
+        created_at = now_iso()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            keys.connection(connection_id),
+            mapping={
+                "name": name,
+                "kind": "oauth",
+                "user_gid": grant.user_gid,
+                "user_name": grant.user_name,
+                "state": "ok",
+                "created_at": created_at,
+                **self._grant_fields(grant),
+            },
+        )
+        pipe.sadd(keys.CONNECTIONS, connection_id)
+        pipe.execute()
+        return self.get(connection_id) or Connection(connection_id, name, "oauth")
+
+    def store_grant(self, connection_id: str, grant: OAuthGrant) -> None:
+        """New OAuth tokens (a refresh, or the user connecting again): state ok, 401 flag gone."""
+        pipe = self._redis.pipeline(transaction=True)
+        fields = self._grant_fields(grant)
+        fields["state"] = "ok"
+        fields["state_at"] = now_iso()
+        if grant.user_gid:
+            fields["user_gid"] = grant.user_gid
+            fields["user_name"] = grant.user_name
+        pipe.hset(keys.connection(connection_id), mapping=fields)
+        pipe.hdel(keys.connection(connection_id), "problem")
+        pipe.delete(keys.api_token_rejected(connection_id))
+        pipe.execute()
+
+    def _grant_fields(self, grant: OAuthGrant) -> dict[FieldT, EncodableT]:
+        box = self._require_box()
+        fields: dict[FieldT, EncodableT] = {
+            "token": box.encrypt(grant.access_token.reveal()),
+            "expires_at": f"{grant.expires_at:.3f}",
+            "lifetime": f"{grant.lifetime:.3f}",
+        }
+        if grant.refresh_token is not None:
+            fields["refresh_token"] = box.encrypt(grant.refresh_token.reveal())
+        return fields
+
+    def refresh_token(self, connection_id: str) -> Secret | None:
+        raw = self._redis.hget(keys.connection(connection_id), "refresh_token")
+        return Secret(self._require_box().decrypt(text(raw))) if raw is not None else None
+
     def replace_token(
         self, connection_id: str, token: Secret, *, user_gid: str, user_name: str
     ) -> None:
@@ -199,11 +262,18 @@ class ConnectionStore:
             if self._default_token is None:
                 raise UnknownConnection(connection_id)
             return Credentials(connection_id, self._default_token)
-        raw = self._redis.hget(keys.connection(connection_id), "token")
+        raw, expires_at, lifetime = self._redis.hmget(
+            keys.connection(connection_id), ["token", "expires_at", "lifetime"]
+        )
         if raw is None:
             raise UnknownConnection(connection_id)
         plain = self._require_box().decrypt(text(raw))
-        return Credentials(connection_id, Secret(plain))
+        return Credentials(
+            connection_id,
+            Secret(plain),
+            expires_at=float(text(expires_at)) if expires_at is not None else None,
+            lifetime=float(text(lifetime)) if lifetime is not None else None,
+        )
 
     def set_state(self, connection_id: str, state: State, *, problem: str | None = None) -> None:
         """``revoked`` after a 401, ``ok`` once a call succeeds again."""

@@ -208,6 +208,18 @@ def api_paused_until(connection_id: str) -> str:
     return _per_connection(API_PAUSED_UNTIL, connection_id, "paused-until")
 
 
+def oauth_state(state: str) -> str:
+    """String, TTL ``oauth.STATE_TTL_SECONDS``: a started authorization (its PKCE verifier and
+    redirect URI) until its callback claims it, once (asana_hooks.oauth)."""
+    return f"{PREFIX}oauth-state:{state}"
+
+
+def oauth_refresh_lock(connection_id: str) -> str:
+    """String, short TTL: the process refreshing this connection's OAuth token (one at a time
+    across every process)."""
+    return f"{PREFIX}oauth-refresh:{connection_id}"
+
+
 def api_token_rejected(connection_id: str) -> str:
     """``API_TOKEN_REJECTED`` of one connection: its 401 stops it alone."""
     return _per_connection(API_TOKEN_REJECTED, connection_id, "token-rejected")

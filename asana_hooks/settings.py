@@ -17,6 +17,8 @@ from asana_hooks.secretbox import InvalidKey, Secret, check_key
 
 DEFAULT_API_URL = "https://app.asana.com/api/1.0"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_OAUTH_URL = "https://app.asana.com/-/"
+"""Asana's OAuth endpoints are ``<this>oauth_authorize``, ``oauth_token``, ``oauth_revoke``."""
 
 
 Durability = Literal["memory", "fsync"]
@@ -65,6 +67,12 @@ class Settings:
     """NGROK_AUTHTOKEN, for `--tunnel` (asana_hooks.tunnel)."""
     ngrok_server_addr: str | None = None
     """NGROK_SERVER_ADDR: where the ngrok agent connects (ngrok's own service by default)."""
+    oauth_client_id: str | None = None
+    """HOOKS_OAUTH_CLIENT_ID: the Asana app's client id; without it /oauth/* answer 404."""
+    oauth_client_secret: Secret | None = None
+    """HOOKS_OAUTH_CLIENT_SECRET: the app's secret (the callback and every refresh need it)."""
+    oauth_url: str = DEFAULT_OAUTH_URL
+    """ASANA_OAUTH_URL, always ending in ``/``."""
     durability: Durability = "memory"
     """``memory``: 200 once Redis holds a delivery; ``fsync``: once Redis's AOF has it on disk."""
 
@@ -109,6 +117,9 @@ class Settings:
             opt_fields=env.opt_fields("HOOKS_OPT_FIELDS_"),
             ngrok_authtoken=env.secret("NGROK_AUTHTOKEN"),
             ngrok_server_addr=env.host_port("NGROK_SERVER_ADDR"),
+            oauth_client_id=(environ.get("HOOKS_OAUTH_CLIENT_ID") or "").strip() or None,
+            oauth_client_secret=env.secret("HOOKS_OAUTH_CLIENT_SECRET"),
+            oauth_url=env.url("ASANA_OAUTH_URL", DEFAULT_OAUTH_URL).rstrip("/") + "/",
             durability="fsync"
             if env.choice("HOOKS_DURABILITY", DURABILITIES) == "fsync"
             else "memory",
@@ -122,6 +133,14 @@ class Settings:
                 "(My settings > Apps > Developer apps) and export it",
             )
         return self.asana_access_token
+
+    def require_oauth_secret(self) -> Secret:
+        if self.oauth_client_secret is None:
+            raise SettingsError(
+                "HOOKS_OAUTH_CLIENT_SECRET",
+                "is not set; copy the client secret of your app in Asana's developer console",
+            )
+        return self.oauth_client_secret
 
     def require_public_url(self) -> str:
         if self.public_url is None:

@@ -3,7 +3,7 @@
 ``uvicorn --factory receiver.app:create_app``. The hook route (receiver/hook.py) reads the
 body within the size limit, hands the decision to ``DeliveryDesk`` (asyncio, group-committed
 writes) and sends its ``Answer``. The other routes are ordinary Starlette endpoints. The
-receiver never calls Asana.
+receiver calls Asana only in ``/oauth/callback`` (the token exchange, receiver/oauth.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from asana_hooks.redis_conn import connect, connect_async
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox, UndecryptableSecret
 from asana_hooks.settings import Settings
-from receiver import metrics, status
+from receiver import metrics, oauth, status
 from receiver.desk import DeliveryDesk
 from receiver.hook import receive_hook, unavailable
 from receiver.inbox import FSYNC_WAIT_MS, Inbox
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> ReceiverApp:
         Route("/readyz", readyz, methods=["GET"]),
         *status.routes(),
         *metrics.routes(),
+        *oauth.routes(),
     ]
     return ReceiverApp(
         Starlette(

@@ -8,6 +8,7 @@ stored encrypted (asana_hooks.connections). No output, log line or error message
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -30,11 +31,16 @@ from asana_hooks.cli.context import (
     settings,
 )
 from asana_hooks.connection_report import LIVE_WEBHOOK_STATES, report
-from asana_hooks.connections import ConnectionStore, Credentials, new_connection_id
+from asana_hooks.connections import Connection, ConnectionStore, Credentials, new_connection_id
+from asana_hooks.errors import HooksError
+from asana_hooks.oauth import OAuthApp
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import Secret, SecretBox
+from asana_hooks.settings import Settings
 from asana_hooks.watch_sync import WatchSync
 from asana_hooks.watches import WatchStore
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENV_OPTION = click.option(
     "--token-env", metavar="VAR", help="Name of the environment variable holding the token."
@@ -140,7 +146,7 @@ def remove_command(connection_id: str, keep_webhooks: bool, as_json: bool) -> No
     box = SecretBox(current.require_encryption_keys())
     with redis_connection() as connection:
         store = ConnectionStore(connection, box, default_token=current.asana_access_token)
-        _find(store, connection_id)
+        found = _find(store, connection_id)
         registry = Registry(connection, box)
         if keep_webhooks:
             moved = _hand_over(connection, store, registry, connection_id)
@@ -148,6 +154,8 @@ def remove_command(connection_id: str, keep_webhooks: bool, as_json: bool) -> No
         else:
             deleted = _delete_webhooks(connection, registry, connection_id)
             moved = 0
+        if found.kind == "oauth":
+            _revoke_grant(current, store, connection_id)
         store.remove(connection_id)
     if as_json:
         render.print_json(
@@ -160,6 +168,18 @@ def remove_command(connection_id: str, keep_webhooks: bool, as_json: bool) -> No
         else (f"{deleted} webhook(s) deleted at Asana")
     )
     click.echo(f"removed connection {connection_id}: {what}")
+
+
+def _revoke_grant(current: Settings, store: ConnectionStore, connection_id: str) -> None:
+    """An OAuth connection's grant is revoked at Asana too (best effort: it is removed here
+    whatever Asana answers)."""
+    refresh = store.refresh_token(connection_id)
+    if refresh is None or current.oauth_client_id is None:
+        return
+    try:
+        OAuthApp(current).revoke(refresh)
+    except HooksError as exc:
+        log.warning("oauth.revoke_failed connection=%s problem=%s", connection_id, exc)
 
 
 def _read_token(token_env: str | None, token_stdin: bool) -> Secret:
@@ -218,12 +238,14 @@ def _learn_default_user(connection: redis.Redis, store: ConnectionStore) -> None
     )
 
 
-def _find(store: ConnectionStore, connection_id: str) -> None:
-    if store.get(connection_id) is None:
+def _find(store: ConnectionStore, connection_id: str) -> Connection:
+    found = store.get(connection_id)
+    if found is None:
         raise Failure(
             f"no connection {connection_id}: `asana-hooks connections list` shows the ids",
             EXIT_FAILURE,
         )
+    return found
 
 
 def _delete_webhooks(connection: redis.Redis, registry: Registry, connection_id: str) -> int:

@@ -38,6 +38,10 @@ Python API::
         fake.knobs.drop_rate = 0.3        # see records.Knobs for every knob
         fake.wait_idle(timeout=5.0); fake.send_heartbeat(); fake.expire_sync_tokens()
         fake.delete_webhook_silently(gid); fake.add_token("other"); fake.reset_records()
+        fake.oauth_url                    # "http://127.0.0.1:PORT/-/" (ASANA_OAUTH_URL)
+        fake.oauth.register_app("client-id", "secret"); fake.oauth.approve_as = u
+        fake.oauth.token_requests         # ["authorization_code", "refresh_token", ...]
+        fake.oauth.revoke(refresh_token); fake.oauth.revoke_user(u)   # see .oauth
         fake.calls; fake.deliveries; fake.dropped; fake.webhooks; fake.timing
 
 ``fake.calls`` paths are relative to the API root (``/tasks/123``); ``fake.deliveries``

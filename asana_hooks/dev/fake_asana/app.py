@@ -118,7 +118,7 @@ class ApiFrontend:
     ) -> tuple[ApiResponse, bool]:
         """The answer, and whether the api_latency was already applied."""
         token = _bearer(request.headers.get("authorization"))
-        if token is None or token not in self.ctx.tokens:
+        if token is None or token not in self.ctx.tokens or self.ctx.expired(token):
             return ApiError(401, "Not Authorized").response(), False
         knobs = self.ctx.knobs
         body = _parse_body(await request.body(), request.headers.get("content-type", ""))
@@ -172,7 +172,10 @@ def _unavailable(path: str, prefixes: str) -> bool:
 
 
 def build_app(
-    ctx: Context, control: ControlTarget, http_holder: list[httpx.AsyncClient]
+    ctx: Context,
+    control: ControlTarget,
+    http_holder: list[httpx.AsyncClient],
+    oauth_routes: list[Route] | None = None,
 ) -> Starlette:
     """The ASGI app; ``http_holder`` receives the server loop's httpx client at startup."""
     frontend = ApiFrontend(ctx)
@@ -195,6 +198,7 @@ def build_app(
             Route("/", root),
             Route(API_PREFIX + "/{path:path}", frontend.handle, methods=methods),
             Mount("/_fake", routes=control_routes(ctx, control)),
+            Mount("/-", routes=oauth_routes or []),
         ],
         lifespan=lifespan,
     )

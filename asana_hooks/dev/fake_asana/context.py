@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -31,3 +31,5 @@ class Context:
     record_delivery: Callable[[DeliveryRecord], None]
     record_call: Callable[[CallRecord], None]
     http: Callable[[], httpx.AsyncClient]  # the server loop's client (handshakes)
+    token_users: dict[str, str] = field(default_factory=dict)  # OAuth token -> its user
+    expired: Callable[[str], bool] = lambda _token: False  # an OAuth access token ran out

@@ -102,7 +102,7 @@ class ResourceRoutes:
     async def get_user(self, request: ApiRequest) -> ApiResponse:
         gid = request.params["gid"]
         if gid == "me":
-            gid = self.world.first_user() or ""
+            gid = self.ctx.token_users.get(request.token) or self.world.first_user() or ""
             if not gid:
                 raise ApiError(404, "user: Unknown object: me")
         with self.world.lock:

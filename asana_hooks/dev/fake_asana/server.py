@@ -20,6 +20,7 @@ from .context import Context
 from .delivery import DeliveryEngine
 from .event import Event
 from .events_api import EventLog
+from .oauth import OAuthServer
 from .ratelimit import RateLimiter
 from .records import CallRecord, DeliveryRecord, Knobs
 from .render import Renderer
@@ -105,6 +106,11 @@ class FakeAsana:
             record_call=self._record_call,
             http=self._http_client,
         )
+        self.oauth = OAuthServer(
+            self.world, self.tokens, self.context.token_users, self.lock, time_scale
+        )
+        """Asana's OAuth endpoints under ``/-/`` (ASANA_OAUTH_URL = ``oauth_url``)."""
+        self.context.expired = self.oauth.expired
         self.world.subscribe(self._on_event)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -122,7 +128,7 @@ class FakeAsana:
         sock.listen(512)
         self._socket = sock
         self._port = sock.getsockname()[1]
-        app = build_app(self.context, self, self._http)
+        app = build_app(self.context, self, self._http, self.oauth.routes())
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -248,6 +254,11 @@ class FakeAsana:
 
     def deliveries_json(self, since: int = 0) -> list[dict[str, Any]]:
         return [d.to_json() for d in self.deliveries[since:]]
+
+    @property
+    def oauth_url(self) -> str:
+        """What ASANA_OAUTH_URL is for this fake (Asana's is https://app.asana.com/-/)."""
+        return self.base_url + "/-/"
 
     def add_token(self, token: str) -> None:
         """Accept another bearer token (rate limits are per token)."""
