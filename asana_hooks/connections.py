@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import redis
 from redis.typing import EncodableT, FieldT
@@ -30,13 +30,24 @@ from asana_hooks.redis_conn import decode_hash, text
 from asana_hooks.registry import now_iso
 from asana_hooks.secretbox import Secret, SecretBox
 
-if TYPE_CHECKING:
-    from asana_hooks.oauth import OAuthGrant
-
 Kind = Literal["pat", "oauth"]
 State = Literal["ok", "rate_limited", "refreshing", "revoked"]
 STORED_STATES: tuple[State, ...] = ("ok", "refreshing", "revoked")
 """States kept in the hash; ``rate_limited`` is read from the budget's pause, never stored."""
+
+
+@dataclass(frozen=True)
+class OAuthGrant:
+    """What the token endpoint answered; the tokens never show themselves."""
+
+    access_token: Secret
+    refresh_token: Secret | None
+    expires_at: float
+    lifetime: float
+    user_gid: str = ""
+    user_name: str = ""
+    user_email: str = ""
+
 
 DEFAULT_NAME = "ASANA_ACCESS_TOKEN"
 """The name the default connection shows."""

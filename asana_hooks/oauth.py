@@ -34,7 +34,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from asana_hooks import keys
 from asana_hooks.asana_errors import AsanaUnavailable
-from asana_hooks.connections import ConnectionStore, Credentials
+from asana_hooks.connections import ConnectionStore, Credentials, OAuthGrant
 from asana_hooks.errors import HooksError
 from asana_hooks.redis_conn import text
 from asana_hooks.secretbox import Secret
@@ -58,19 +58,6 @@ class OAuthRefused(HooksError):
         super().__init__(f"Asana refused the OAuth request: {error}")
         self.error = error
         self.description = description
-
-
-@dataclass(frozen=True)
-class OAuthGrant:
-    """What the token endpoint answered; the tokens never show themselves."""
-
-    access_token: Secret
-    refresh_token: Secret | None
-    expires_at: float
-    lifetime: float
-    user_gid: str = ""
-    user_name: str = ""
-    user_email: str = ""
 
 
 @dataclass(frozen=True)
