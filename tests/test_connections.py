@@ -292,8 +292,16 @@ class TestTwoConnections:
             assert {c["connection"] for c in of(found, tasks_b)} == {conn_b}
             assert {c["status"] for c in of(found, tasks_b)} == {"ok"}
             # A's own pause may be over by now (its Retry-After is short in the fake's time);
-            # what matters: B was never paused, and A's 429s are checked below.
+            # what matters: B was never paused, and A did meet Asana's 429 before it is let go.
             assert Budget(stage.redis, 1500, connection_id=conn_b).paused_until() is None
+            wait_for(
+                lambda: any(
+                    c.status == 429 and c.headers.get("authorization") == f"Bearer {TOKEN_A}"
+                    for c in fake.calls
+                ),
+                timeout=20,
+            )
+            assert of(changes(stage.redis), tasks_a) == []
             fake.knobs.throttled_tokens = ""
             wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 6, timeout=60)
         found = changes(stage.redis)
