@@ -9,6 +9,8 @@ making a second; if Asana lost it, the same target gets a new webhook (and a new
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +23,16 @@ from asana_hooks.adoption import adopt, find_webhook
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, NotFound, is_duplicate
 from asana_hooks.cli.asana_messages import NGROK_HELP, asana_failure, unreachable_target
-from asana_hooks.cli.context import EXIT_ASANA, EXIT_CONFIG, Failure
+from asana_hooks.cli.context import (
+    EXIT_ASANA,
+    EXIT_CONFIG,
+    Failure,
+    asana_client,
+    open_registry,
+    settings,
+)
+from asana_hooks.keys import DEFAULT_CONNECTION
+from asana_hooks.public_url import current_public_url
 from asana_hooks.registration import SecretMismatch, register, target_url
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.settings import DEFAULT_API_URL, Settings
@@ -54,6 +65,35 @@ def check_public_url(settings: Settings, public_url: str) -> None:
         raise unreachable_target(public_url, type(exc).__name__) from None
     if answer.status_code != 200 or answer.text.strip() != "ok":
         raise unreachable_target(public_url, f"answered {answer.status_code}, not our 'ok'")
+
+
+@dataclass(frozen=True)
+class Registering:
+    """What a command that registers webhooks works with."""
+
+    connection: redis.Redis
+    registry: Registry
+    client: AsanaClient
+    public_url: str
+
+
+@contextmanager
+def registering(connection_id: str) -> Iterator[Registering]:
+    """Redis, the registry with secrets, the connection's client, and the current public URL
+    (a running tunnel's, else HOOKS_PUBLIC_URL) once ``check_public_url`` passed."""
+    current = settings()
+    if connection_id == DEFAULT_CONNECTION:
+        current.require_token()
+    current.require_encryption_keys()
+    with (
+        open_registry(secrets=True) as (connection, registry),
+        asana_client(connection, connection_id) as client,
+    ):
+        public_url = (
+            current_public_url(connection, current.public_url) or current.require_public_url()
+        )
+        check_public_url(current, public_url)
+        yield Registering(connection, registry, client, public_url)
 
 
 def create(

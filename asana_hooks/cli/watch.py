@@ -31,10 +31,9 @@ from asana_hooks.cli.context import (
     open_registry,
     settings,
 )
-from asana_hooks.cli.create import check_public_url
+from asana_hooks.cli.create import registering
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
 from asana_hooks.keys import DEFAULT_CONNECTION
-from asana_hooks.public_url import current_public_url
 from asana_hooks.registry import Registry
 from asana_hooks.scopes import UnknownScope, list_projects, list_webhooks, resolve
 from asana_hooks.watch_plan import ScopeProject, cap_problem, refused_filter, wanted
@@ -73,18 +72,9 @@ def add_command(
 ) -> None:
     """Subscribe every project of the scope; print the watch id."""
     kind, gid, filters = _checked_input(_scopes(team, workspace, portfolio), specs)
-    current = settings()
-    if connection_id == DEFAULT_CONNECTION:
-        current.require_token()
-    current.require_encryption_keys()
-    with (
-        open_registry(secrets=True) as (connection, registry),
-        asana_client(connection, connection_id) as client,
-    ):
-        public_url = (
-            current_public_url(connection, current.public_url) or current.require_public_url()
-        )
-        check_public_url(current, public_url)
+    with registering(connection_id) as session:
+        connection, registry, client = session.connection, session.registry, session.client
+        public_url = session.public_url
         store = WatchStore(connection)
         try:
             scope = resolve(client, kind, gid)

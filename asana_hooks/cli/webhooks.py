@@ -25,7 +25,7 @@ from asana_hooks.cli.context import (
     open_registry,
     settings,
 )
-from asana_hooks.cli.create import check_public_url, create
+from asana_hooks.cli.create import create, registering
 from asana_hooks.cli.retarget import retarget_command
 from asana_hooks.cli.webhook_status import status_command
 from asana_hooks.filters import FilterSpecError, format_filter, parse_specs
@@ -66,22 +66,12 @@ def create_command(
         filters = parse_specs(specs, resource_type=resource_type)
     except FilterSpecError as exc:
         raise Failure(str(exc), EXIT_CONFIG) from None
-    current = settings()
-    if connection_id == DEFAULT_CONNECTION:
-        current.require_token()
-    current.require_encryption_keys()
-    with (
-        open_registry(secrets=True) as (connection, registry),
-        asana_client(connection, connection_id) as client,
-    ):
-        public_url = (
-            current_public_url(connection, current.public_url) or current.require_public_url()
-        )
-        check_public_url(current, public_url)
+    with registering(connection_id) as session:
+        public_url = session.public_url
         outcome = create(
-            client,
-            connection,
-            registry,
+            session.client,
+            session.connection,
+            session.registry,
             resource_gid=resource_gid,
             public_url=public_url,
             filters=filters,
