@@ -3,7 +3,8 @@
 A connection's shown state joins what is stored (``revoked`` after a 401, ``refreshing``)
 with what its budget says now: a 429 pause in force is ``rate_limited``, a 401 flag in force
 is ``revoked``. Its webhooks and watches are counted from their registrations, which name
-their connection. Tokens are never read here.
+their connection, and the batches waiting for it from its parked work
+(asana_hooks.parked_work). Tokens are never read here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import redis
 
+from asana_hooks import parked_work
 from asana_hooks.connections import Connection, State
 from asana_hooks.ratelimit import Budget
 from asana_hooks.registry import Registry
@@ -49,6 +51,7 @@ def report(
                 watches=watches[found.id],
                 used=budget.used(),
                 per_minute=per_minute,
+                waiting=parked_work.waiting(connection, found.id),
             )
         )
     return shown

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import redis
 from redis.typing import EncodableT, FieldT
 
-from asana_hooks import keys
+from asana_hooks import keys, parked_work
 from asana_hooks.errors import HooksError
 from asana_hooks.redis_conn import decode_hash, text
 from asana_hooks.registry import now_iso
@@ -114,9 +114,17 @@ class Connection:
         )
 
     def to_json(
-        self, *, state: State, webhooks: int, watches: int, used: int, per_minute: int
+        self,
+        *,
+        state: State,
+        webhooks: int,
+        watches: int,
+        used: int,
+        per_minute: int,
+        waiting: int = 0,
     ) -> dict[str, Any]:
-        """The contract's `connections list --json` object (no token, ever)."""
+        """The contract's `connections list --json` object (no token, ever), and ``waiting``:
+        the batches parked until Asana accepts this connection again."""
         return {
             "id": self.id,
             "name": self.name,
@@ -128,6 +136,7 @@ class Connection:
             "budget": {"used_last_minute": used, "per_minute": per_minute},
             "created_at": self.created_at or None,
             "default": self.is_default,
+            "waiting": waiting,
         }
 
 
@@ -208,6 +217,7 @@ class ConnectionStore:
         pipe.hdel(keys.connection(connection_id), "problem")
         pipe.delete(keys.api_token_rejected(connection_id))
         pipe.execute()
+        parked_work.request_resume(self._redis, connection_id)
 
     def _grant_fields(self, grant: OAuthGrant) -> dict[FieldT, EncodableT]:
         box = self._require_box()
@@ -243,6 +253,7 @@ class ConnectionStore:
         pipe.hdel(keys.connection(connection_id), "problem")
         pipe.delete(keys.api_token_rejected(connection_id))
         pipe.execute()
+        parked_work.request_resume(self._redis, connection_id)
 
     def describe_user(self, connection_id: str, *, user_gid: str, user_name: str) -> None:
         """Remember who a connection is (the default one learns it on first use)."""
@@ -287,7 +298,8 @@ class ConnectionStore:
         )
 
     def set_state(self, connection_id: str, state: State, *, problem: str | None = None) -> None:
-        """``revoked`` after a 401, ``ok`` once a call succeeds again."""
+        """``revoked`` after a 401, ``ok`` once a call succeeds again (which resumes the work
+        parked for it)."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.connection(connection_id), mapping={"state": state, "state_at": now_iso()})
         if problem:
@@ -295,6 +307,8 @@ class ConnectionStore:
         else:
             pipe.hdel(keys.connection(connection_id), "problem")
         pipe.execute()
+        if state == "ok":
+            parked_work.request_resume(self._redis, connection_id)
 
     def state(self, connection_id: str) -> State:
         raw = self._redis.hget(keys.connection(connection_id), "state")

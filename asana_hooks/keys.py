@@ -208,6 +208,26 @@ def api_paused_until(connection_id: str) -> str:
     return _per_connection(API_PAUSED_UNTIL, connection_id, "paused-until")
 
 
+RESUME_CONNECTION_JOB = "workers.jobs.resume_connection"
+"""Dotted name a connection's parked work is resumed by (asana_hooks.parked_work), enqueued by
+the CLI, the OAuth callback and the poller without importing workers/."""
+
+PARKED_CONNECTIONS = PREFIX + "parked-connections"
+"""Set of the connections with parked work (bounded by connections)."""
+
+
+def parked_work(connection_id: str) -> str:
+    """Sorted set: the parked owners of one connection's batches (``flush_owned`` sets of
+    batches Asana refused to fetch for it), scored by when they were parked; no TTL, so nothing
+    a revoked connection had is dropped (bounded by its resources' batches while it waits)."""
+    return f"{PREFIX}parked:{connection_id}"
+
+
+def resume_requested(connection_id: str) -> str:
+    """String with a 30 s TTL: a resume job for this connection is on the queue already."""
+    return f"{PREFIX}resume-requested:{connection_id}"
+
+
 def oauth_state(state: str) -> str:
     """String, TTL ``oauth.STATE_TTL_SECONDS``: a started authorization (its PKCE verifier and
     redirect URI) until its callback claims it, once (asana_hooks.oauth)."""

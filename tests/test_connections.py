@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
@@ -323,8 +324,9 @@ class TestTwoConnections:
     def test_revoked_connection_waits_and_resumes_with_a_new_token(
         self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
     ) -> None:
-        """A 401 for A marks A revoked, B goes on; A's work is kept and emitted once A has
-        a token Asana accepts again."""
+        """A 401 for A marks A revoked, B goes on; A's work is parked (shown as waiting, no
+        job left failing or retrying, so it waits however long it takes) and emitted once
+        A has a token Asana accepts again, without anyone replaying anything."""
         stage, conn_a, conn_b, (alpha, beta) = two
         fake = stage.fake
         fake.revoke_token(TOKEN_A)
@@ -339,8 +341,11 @@ class TestTwoConnections:
             wait_for(lambda: len(of(changes(stage.redis), tasks_b)) >= 3, timeout=20)
             wait_for(lambda: store.state(conn_a) == "revoked", timeout=20)
             assert store.state(conn_b) == "ok"
-            assert of(changes(stage.redis), tasks_a) == []
             receiver = stage.settings.require_public_url()
+            wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
+            assert waiting(receiver)[conn_b] == 0
+            wait_for(lambda: not flush_jobs_in_flight(stage.redis), timeout=20)
+            assert of(changes(stage.redis), tasks_a) == []
             shown = httpx.get(f"{receiver}/status.json", timeout=5).json()["connections"]
             assert {c["id"]: c["state"] for c in shown if c["id"] in (conn_a, conn_b)} == {
                 conn_a: "revoked",
@@ -353,12 +358,93 @@ class TestTwoConnections:
             new_token = "pat-A2-9b1e3c5d7f"
             fake.add_token(new_token)
             store.replace_token(conn_a, Secret(new_token), user_gid=stage.user, user_name="Greg")
-            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=60)
+            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=30)
+            wait_for(lambda: waiting(receiver)[conn_a] == 0, timeout=10)
         assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {conn_a}
+        assert len(of(changes(stage.redis), tasks_a)) == 3
         logs = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
-        assert f"connection={conn_a}" in logs
+        assert f"flush.parked connection={conn_a}" in logs
+        assert f"resume.done connection={conn_a}" in logs
         no_token_in(logs)
         assert new_token not in logs
+
+    def test_work_parked_for_a_lapsed_401_resumes_from_the_poller(
+        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+    ) -> None:
+        """Nobody runs `connections token`: Asana accepts A's token again (a glitch on its
+        side, or ASANA_ACCESS_TOKEN fixed and the processes restarted). Once the 401's ten
+        minutes have passed, the poller's cycle finds A able to call and A's work goes out."""
+        stage, conn_a, _conn_b, (alpha, _beta) = two
+        fake = stage.fake
+        fake.revoke_token(TOKEN_A)
+        store = ConnectionStore(stage.redis, SecretBox(stage.settings.encryption_keys))
+        receiver = stage.settings.require_public_url()
+        with worker_processes(stage.env, 1, log_dir=tmp_path):
+            tasks_a = {
+                fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(2)
+            }
+            wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
+            fake.add_token(TOKEN_A)
+            # Ten minutes pass: the 401 flag (a TTL of ten minutes) lapses.
+            stage.redis.delete(keys.api_token_rejected(conn_a))
+            clients = Clients(stage.settings, stage.redis, lane="background")
+            stage.cleanup.callback(clients.close)
+            Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
+            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 2, timeout=30)
+        assert store.state(conn_a) == "ok"
+        assert waiting(receiver)[conn_a] == 0
+        assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {conn_a}
+
+    def test_removing_a_revoked_connection_hands_its_waiting_work_over_or_drops_it(
+        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+    ) -> None:
+        """`connections remove --keep-webhooks` gives A's waiting work to the default
+        connection, which emits it; removing B (whose token Asana accepts again, so its
+        webhook can be deleted) without it says how many waiting batches it drops."""
+        stage, conn_a, conn_b, (alpha, beta) = two
+        fake = stage.fake
+        fake.revoke_token(TOKEN_A)
+        fake.revoke_token(TOKEN_B)
+        receiver = stage.settings.require_public_url()
+        env = {**stage.env, "COLUMNS": "200"}
+        with worker_processes(stage.env, 1, log_dir=tmp_path):
+            tasks_a = {fake.world.add_task("A", projects=[alpha], by=stage.user)}
+            tasks_b = {fake.world.add_task("B", projects=[beta], by=stage.user)}
+            wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
+            wait_for(lambda: waiting(receiver)[conn_b] >= 1, timeout=20)
+            kept = invoke_cli("connections", "remove", conn_a, "--keep-webhooks", env=env)
+            assert kept.code == 0, kept.stderr
+            assert "waiting work" in kept.stdout
+            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 1, timeout=30)
+        fake.add_token(TOKEN_B)
+        stage.redis.delete(keys.api_token_rejected(conn_b))  # its 401's ten minutes passed
+        dropped = invoke_cli("connections", "remove", conn_b, "--json", env=env)
+        assert dropped.code == 0, dropped.stderr
+        assert dropped.json()["dropped_batches"] == 1
+        assert dropped.json()["deleted_webhooks"] == 1
+        assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {
+            keys.DEFAULT_CONNECTION
+        }
+        assert of(changes(stage.redis), tasks_b) == []
+        listed = invoke_cli("connections", "list", "--json", env=env).json()
+        assert [c["id"] for c in listed] == [keys.DEFAULT_CONNECTION]
+        assert listed[0]["waiting"] == 0
+        assert not stage.redis.exists(keys.parked_work(conn_b))
+
+
+def waiting(receiver: str) -> dict[str, int]:
+    """Batches waiting per connection, as /status.json shows them."""
+    shown = httpx.get(f"{receiver}/status.json", timeout=5).json()["connections"]
+    return {c["id"]: c["waiting"] for c in shown}
+
+
+def flush_jobs_in_flight(connection: redis.Redis) -> list[str]:
+    """Flush jobs that failed or wait for a retry or their second (parking leaves none: the
+    work waits in Redis, not in a job that would give up after its last retry)."""
+    queue = keys.QUEUE
+    failed = FailedJobRegistry(queue, connection=connection).get_job_ids()
+    scheduled = ScheduledJobRegistry(queue, connection=connection).get_job_ids()
+    return [job for job in failed + scheduled if job.startswith("flush")]
 
 
 class TestPollerPerConnection:

@@ -373,6 +373,7 @@ class TestRevoked:
         with worker_processes(stage.env, 2, log_dir=tmp_path):
             tasks = {stage.fake.world.add_task(f"R{i}", projects=[project]) for i in range(3)}
             wait_for(lambda: oauth_connection(stage)["state"] == "revoked", timeout=20)
+            wait_for(lambda: oauth_connection(stage)["waiting"] >= 1, timeout=20)
             assert of(changes(stage.redis), tasks) == []
             _, page = stage.connect(browser)
             assert page.status_code == 200
@@ -380,9 +381,26 @@ class TestRevoked:
             assert oauth_connection(stage)["state"] == "ok"
             wait_for(lambda: len(of(changes(stage.redis), tasks)) >= 3, timeout=60)
         assert {c["connection"] for c in of(changes(stage.redis), tasks)} == {connection_id}
+        assert oauth_connection(stage)["waiting"] == 0
         logs = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
-        assert f"connection={connection_id}" in logs
+        assert f"resume.done connection={connection_id}" in logs
         no_secret_in(stage, logs)
+
+
+def test_a_pasted_token_is_refused_for_an_oauth_connection(
+    stage: OAuthStage, browser: httpx.Client
+) -> None:
+    """`connections token` on an OAuth connection would store a token nobody refreshes: it
+    is refused in one line that says where the user connects again, and nothing changes."""
+    connection_id, _ = _connected(stage, browser)
+    before = stage.redis.hgetall(keys.connection(connection_id))
+    done = invoke_cli(
+        "connections", "token", connection_id, "--token-env", "T", env={**stage.env, "T": "x"}
+    )
+    assert done.code == 2
+    assert "/oauth/start" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert stage.redis.hgetall(keys.connection(connection_id)) == before
 
 
 def test_remove_revokes_the_grant_at_asana(stage: OAuthStage, browser: httpx.Client) -> None:

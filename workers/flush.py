@@ -5,7 +5,9 @@ deletion) closes the batches due by then, up to FLUSH_MAX_BATCHES so that ``/bat
 requests fetch ten at a time, hands any rest to another flush job, and emits every batch it
 closed. Closed batches are owned by the job: its retry (after a 5xx, a timeout, a crash)
 finishes exactly those, and the emit script writes each one once. A batch whose previous
-batch is still being flushed is left open and looked at again a second later.
+batch is still being flushed is left open and looked at again a second later. Batches of a
+connection Asana refuses (a 401) are parked instead of retried (asana_hooks.parked_work): they
+wait, without expiry, until the connection is connected again (workers.resume).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from asana_hooks import keys
+from asana_hooks import keys, parked_work
 from asana_hooks.asana_errors import AsanaError, BadToken, BudgetExhausted
 from asana_hooks.connections import UnknownConnection
 from asana_hooks.redis_conn import text
@@ -43,13 +45,15 @@ class FlushResult:
     state: str
     emitted: int = 0
     batches: int = 0
+    parked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def flush(runtime: Runtime, *, job_id: str) -> FlushResult:
-    """Finish the batches an earlier attempt of this job closed, else take the due ones."""
+def flush(runtime: Runtime, *, job_id: str, take_due: bool = True) -> FlushResult:
+    """Finish the batches an earlier attempt of this job closed, else take the due ones
+    (unless ``take_due`` is False: a parked owner resumed finishes its own batches only)."""
     batcher = runtime.batcher
     closed: list[ClosedBatch] = []
     already_emitted: list[str] = []
@@ -60,15 +64,45 @@ def flush(runtime: Runtime, *, job_id: str) -> FlushResult:
             closed.append(again.batch)
         elif again.state == "emitted":
             already_emitted.append(owned_id)
-    if not closed and not already_emitted:
+    if not closed and not already_emitted and take_due:
         closed = _take_due(runtime, job_id=job_id)
     if not closed and not already_emitted:
+        parked_work.settle(runtime.redis, job_id)
         return FlushResult("nothing")
-    emitted = _emit_all(runtime, closed)
+    done = _emit_all(runtime, closed)
     for done_id in already_emitted:
         _resend_sinks(runtime, job_id, done_id)
-    batcher.forget_owned(job_id)
-    return FlushResult("flushed", emitted=emitted, batches=len(closed))
+    kept_here = _park(runtime, job_id, done.refused)
+    if done.error is not None:
+        raise done.error
+    if not kept_here:
+        batcher.forget_owned(job_id)
+        parked_work.settle(runtime.redis, job_id)
+    parked = sum(len(batches) for batches in done.refused.values())
+    return FlushResult(
+        "parked" if parked else "flushed", emitted=done.emitted, batches=len(closed), parked=parked
+    )
+
+
+def _park(runtime: Runtime, job_id: str, refused: dict[str, list[ClosedBatch]]) -> bool:
+    """Park each refused connection's batches (asana_hooks.parked_work); True when some stay
+    with this job's own owner (a parked owner refused again)."""
+    kept_here = False
+    for connection_id, batches in refused.items():
+        owner = parked_work.park(
+            runtime.redis,
+            connection_id,
+            owner=job_id,
+            batches=[(batch.batch_id, batch.gid) for batch in batches],
+        )
+        kept_here = kept_here or owner == job_id
+        log.warning(
+            "flush.parked connection=%s batches=%d: Asana refuses this connection; its work "
+            "waits until it is connected again (connections token, or /oauth/start)",
+            connection_id,
+            len(batches),
+        )
+    return kept_here
 
 
 def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
@@ -91,23 +125,34 @@ def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
     return taken
 
 
-def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
+@dataclass
+class _Emitted:
+    emitted: int = 0
+    refused: dict[str, list[ClosedBatch]] = field(default_factory=dict)
+    """Connection -> its batches Asana refused to fetch for it (a 401): parked."""
+    error: AsanaError | None = None
+    """The first other error (a 5xx, a 429 pause): the job's retry finishes those batches."""
+
+
+def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> _Emitted:
     """Fetch and emit every closed batch, each with its connection's client (the one whose
-    webhook brought it); emit what succeeded, then raise the first error, so the job's retry
-    finishes the rest. When batches of several connections share the job, one paused by a 429
-    or revoked by a 401 is not waited for: its batches are left to the retry and the other
-    connections' go out now. A job of one connection waits for its pause, as it always did."""
+    webhook brought it); emit what succeeded and report the rest. When batches of several
+    connections share the job, one paused by a 429 or revoked by a 401 is not waited for: its
+    batches are left to the retry (or parked) and the other connections' go out now. A job of
+    one connection waits for its 429 pause, as it always did."""
     needed = _settle_redundant(runtime, closed)
     targets = _targets(runtime, needed)
-    emitted = 0
-    first_error: AsanaError | None = None
+    done = _Emitted()
     groups = plan_by_connection(needed, targets.connections)
     for connection_id, batches in groups:
         outcomes = _rehydrate_as(runtime, connection_id, batches, alone=len(groups) == 1)
         for batch in batches:
             outcome = outcomes[batch.batch_id]
             if outcome.fetched is None:
-                first_error = first_error or outcome.error
+                if isinstance(outcome.error, BadToken):
+                    done.refused.setdefault(connection_id, []).append(batch)
+                else:
+                    done.error = done.error or outcome.error
                 continue
             change = build_change(
                 batch,
@@ -116,16 +161,14 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> int:
                 connection=connection_id,
             )
             _entry_id, new = runtime.emitter.emit(batch, change)
-            emitted += int(new)
+            done.emitted += int(new)
             if new:
                 _send_sinks(runtime, batch.batch_id, change)
             else:
                 _resend_sinks(runtime, batch.owner, batch.batch_id)
-    if emitted:
-        runtime.series.add({"changes": emitted})
-    if first_error is not None:
-        raise first_error
-    return emitted
+    if done.emitted:
+        runtime.series.add({"changes": done.emitted})
+    return done
 
 
 def _rehydrate_as(
@@ -150,12 +193,13 @@ def _rehydrate_as(
         )
     except (UnknownConnection, SettingsError) as exc:
         error = BadToken(f"connection {connection_id} cannot call Asana: {exc}", status=401)
-    log.warning(
-        "flush.waiting connection=%s batches=%d: %s; the job's retry takes them",
-        connection_id,
-        len(batches),
-        error,
-    )
+    if not isinstance(error, BadToken):
+        log.warning(
+            "flush.waiting connection=%s batches=%d: %s; the job's retry takes them",
+            connection_id,
+            len(batches),
+            error,
+        )
     return {batch.batch_id: Outcome(error=error) for batch in batches}
 
 

@@ -4,6 +4,8 @@
 - ``flush_due``: scheduled per due second (and after deletions) by workers.scheduling
 - ``run_handler`` / ``forward_change``: one per sink per change
 - ``reconcile_watch``: after a watch's scope webhook reported a project change
+- ``resume_connection``: a connection's parked work, once it is connected again
+  (asana_hooks.parked_work, keys.RESUME_CONNECTION_JOB)
 
 Arguments and results are JSON (RQ's JSONSerializer); every job carries a Retry.
 """
@@ -19,6 +21,7 @@ from asana_hooks.queueing import Delivery
 from workers import runtime, sinks
 from workers.flush import flush
 from workers.intake import take_delivery
+from workers.resume import resume
 from workers.watch_job import reconcile_now
 
 
@@ -38,6 +41,10 @@ def flush_due(reason: str = "") -> dict[str, Any]:
 
 def reconcile_watch(watch_id: str) -> str:
     return reconcile_now(runtime.current(), watch_id, owner=_job_id())
+
+
+def resume_connection(connection_id: str) -> dict[str, Any]:
+    return resume(runtime.current(), connection_id).to_dict()
 
 
 def run_handler(spec: str, change: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import sys
 import click
 import redis
 
-from asana_hooks import keys
+from asana_hooks import keys, parked_work
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_errors import AsanaError, BadToken, NotFound
 from asana_hooks.cli import render
@@ -90,7 +90,12 @@ def token_command(connection_id: str, token_env: str | None, token_stdin: bool) 
     box = SecretBox(current.require_encryption_keys())
     with redis_connection() as connection:
         store = ConnectionStore(connection, box, default_token=current.asana_access_token)
-        _find(store, connection_id)
+        if _find(store, connection_id).kind == "oauth":
+            raise Failure(
+                f"connection {connection_id} is an OAuth grant: its user connects again at "
+                "$HOOKS_PUBLIC_URL/oauth/start (a pasted token would never be refreshed)",
+                EXIT_CONFIG,
+            )
         user_gid, user_name = _who(connection, store, token)
         store.replace_token(connection_id, token, user_gid=user_gid, user_name=user_name)
     click.echo(f"connection {connection_id} now acts as {user_name or '?'} ({user_gid})")
@@ -109,7 +114,7 @@ def list_command(as_json: bool) -> None:
         render.print_json(shown)
         return
     render.table(
-        ("ID", "NAME", "USER", "KIND", "STATE", "WEBHOOKS", "WATCHES", "BUDGET"),
+        ("ID", "NAME", "USER", "KIND", "STATE", "WEBHOOKS", "WATCHES", "BUDGET", "WAITING"),
         [
             (
                 c["id"],
@@ -120,6 +125,7 @@ def list_command(as_json: bool) -> None:
                 str(c["webhooks"]),
                 str(c["watches"]),
                 f"{c['budget']['used_last_minute']}/{c['budget']['per_minute']}",
+                str(c["waiting"]),
             )
             for c in shown
         ],
@@ -148,6 +154,7 @@ def remove_command(connection_id: str, keep_webhooks: bool, as_json: bool) -> No
         store = ConnectionStore(connection, box, default_token=current.asana_access_token)
         found = _find(store, connection_id)
         registry = Registry(connection, box)
+        dropped = 0
         if keep_webhooks:
             moved = _hand_over(connection, store, registry, connection_id)
             deleted = 0
@@ -157,16 +164,27 @@ def remove_command(connection_id: str, keep_webhooks: bool, as_json: bool) -> No
         if found.kind == "oauth":
             _revoke_grant(current, store, connection_id)
         store.remove(connection_id)
+        if keep_webhooks:
+            parked_work.request_resume(connection, connection_id)
+        else:
+            dropped = parked_work.drop(connection, connection_id)
     if as_json:
         render.print_json(
-            {"id": connection_id, "deleted_webhooks": deleted, "kept_webhooks": moved}
+            {
+                "id": connection_id,
+                "deleted_webhooks": deleted,
+                "kept_webhooks": moved,
+                "dropped_batches": dropped,
+            }
         )
         return
     what = (
-        f"{moved} webhook(s) kept, now the default connection's"
+        f"{moved} webhook(s) kept, now the default connection's (and so is its waiting work)"
         if keep_webhooks
         else (f"{deleted} webhook(s) deleted at Asana")
     )
+    if dropped:
+        what += f"; {dropped} batch(es) that waited for it dropped"
     click.echo(f"removed connection {connection_id}: {what}")
 
 

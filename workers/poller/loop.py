@@ -28,6 +28,7 @@ from typing import Any
 import redis
 from rq import Queue
 
+from asana_hooks import parked_work
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_clients import Clients
 from asana_hooks.asana_errors import AsanaError, SyncTokenExpired
@@ -36,7 +37,7 @@ from asana_hooks.events import format_timestamp
 from asana_hooks.queueing import enqueue_delivery, make_queue
 from asana_hooks.registry import Registration, Registry
 from asana_hooks.secretbox import SecretBox
-from asana_hooks.settings import Settings
+from asana_hooks.settings import Settings, SettingsError
 from asana_hooks.subscription import RESYNC_MARGIN
 from workers.poller.listing import Listing, list_webhooks
 from workers.poller.plan import (
@@ -119,7 +120,20 @@ class Poller:
                 self._visit(subscription, report)
         finally:
             self._listings = {}
+        self._resume_parked()
         return report
+
+    def _resume_parked(self) -> None:
+        """Ask for the resume of each connection whose parked work could go out now (able to
+        call, and not marked revoked): the safety net behind the callers that say so at once."""
+        for connection_id in parked_work.connections_waiting(self._redis):
+            try:
+                able = self._clients.held_back(connection_id) is None
+                revoked = self._clients.store.state(connection_id) == "revoked"
+            except (UnknownConnection, SettingsError):
+                continue
+            if able and not revoked:
+                parked_work.request_resume(self._redis, connection_id)
 
     def _visit(self, subscription: Subscription, report: CycleReport) -> None:
         gid = subscription.resource_gid
