@@ -443,7 +443,8 @@ def flush_jobs_in_flight(connection: redis.Redis) -> list[str]:
     work waits in Redis, not in a job that would give up after its last retry)."""
     queue = keys.QUEUE
     failed = FailedJobRegistry(queue, connection=connection).get_job_ids()
-    scheduled = ScheduledJobRegistry(queue, connection=connection).get_job_ids()
+    scheduled_key = ScheduledJobRegistry.key_template.format(queue)
+    scheduled = [job.decode() for job in connection.zrange(scheduled_key, 0, -1)]
     return [job for job in failed + scheduled if job.startswith("flush")]
 
 
