@@ -26,6 +26,7 @@ from asana_hooks.asana_client import AsanaClient
 from asana_hooks.asana_clients import Clients
 from asana_hooks.connections import ConnectionStore, Credentials
 from asana_hooks.ratelimit import Budget
+from asana_hooks.redis_conn import text
 from asana_hooks.registration import register
 from asana_hooks.secretbox import Secret, SecretBox, generate_key
 from tests.helpers import wait_for
@@ -444,7 +445,8 @@ def flush_jobs_in_flight(connection: redis.Redis) -> list[str]:
     queue = keys.QUEUE
     failed = FailedJobRegistry(queue, connection=connection).get_job_ids()
     scheduled_key = ScheduledJobRegistry.key_template.format(queue)
-    scheduled = [job.decode() for job in connection.zrange(scheduled_key, 0, -1)]
+    found: list[Any] = list(connection.zrange(scheduled_key, 0, -1))
+    scheduled = [text(job) for job in found]
     return [job for job in failed + scheduled if job.startswith("flush")]
 
 
