@@ -70,9 +70,9 @@ def run_process(system: System, *args: str, stdin: str = "", **extra: str) -> Cl
 
 
 def no_token_in(*texts: str) -> None:
-    for text in texts:
+    for shown in texts:
         for token in (TOKEN_A, TOKEN_B, DEFAULT_TOKEN):
-            assert token not in text
+            assert token not in shown
 
 
 @pytest.fixture
