@@ -10,7 +10,9 @@ import os
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from rq import Queue, Worker
@@ -20,6 +22,7 @@ from rq.serializers import JSONSerializer
 
 from asana_hooks import keys
 from asana_hooks.dev.fake_asana import FakeAsana
+from asana_hooks.events import format_timestamp
 from asana_hooks.settings import Settings
 from tests.helpers import wait_for
 from tests.worker_support import (
@@ -105,6 +108,34 @@ class TestDedupe:
         stats = redis_client.hgetall(keys.STATS)
         assert int(stats[b"duplicate_deliveries"]) == 2
         assert int(stats[b"duplicates"]) == 2 * len(events)
+
+    def test_a_body_replayed_after_the_window_emits_nothing(
+        self, fake_asana: FakeAsana, worker_settings: Settings, redis_client: redis.Redis
+    ) -> None:
+        """Asana's signatures carry no timestamp and it retries for 24 h: a webhook event
+        that happened over the 25 h window before its delivery can only be a captured body
+        posted again after its marks expired. It is dropped (counted as stale); one 23 h old,
+        a late retry of Asana's, is taken."""
+        _, user, project = _world(fake_asana)
+        recorder = Recorder(fake_asana)
+        replayed = fake_asana.world.add_task("Replayed", projects=[project], by=user)
+        retried = fake_asana.world.add_task("Retried", projects=[project], by=user)
+        events = recorder.take()
+        now = datetime.now(UTC)
+
+        def aged(gid: str, hours: float) -> list[dict[str, Any]]:
+            stamp = format_timestamp(now - timedelta(hours=hours))
+            return [e | {"created_at": stamp} for e in events if e["resource"]["gid"] == gid]
+
+        deliver(redis_client, aged(replayed, 26), digest="captured-long-ago")
+        deliver(redis_client, aged(retried, 23), digest="asana-retry")
+        run_workers_until(worker_settings, lambda: changes(redis_client))
+        time.sleep(worker_settings.debounce_seconds + 1.2)
+        run_workers_until(worker_settings, lambda: True)
+        assert [e["resource"]["gid"] for e in changes(redis_client)] == [retried]
+        stats = redis_client.hgetall(keys.STATS)
+        assert int(stats[b"stale"]) == len(aged(replayed, 26)) > 0
+        assert b"duplicates" not in stats or int(stats[b"duplicates"]) == 0
 
     def test_webhook_and_events_api_forms_of_one_event_give_one_entry(
         self, fake_asana: FakeAsana, worker_settings: Settings, redis_client: redis.Redis

@@ -17,6 +17,8 @@ Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
 - ``duplicates``: events dropped as already seen (every event of a repeated delivery counts)
 - ``duplicate_deliveries``: whole deliveries dropped because their body digest was seen
 - ``late``: new events that reached us more than HOOKS_LATE_EVENT_SECONDS after they happened
+- ``stale``: webhook events dropped because they happened over the dedupe window before their
+  delivery (a replayed body; workers.intake)
 - ``batches``: batches closed by a flush job
 - ``changes``: entries written to the stream (one per batch)
 - ``redundant``: batches not emitted because an entry already carried their resource's state

@@ -19,10 +19,11 @@ from asana_hooks.events import Event, MalformedEvent, parse_event
 from asana_hooks.queueing import Delivery
 from asana_hooks.redis_conn import optional_text
 from workers.batching import Added
-from workers.model import BatchEvent, is_late
+from workers.model import BatchEvent, is_beyond_window, is_late
 from workers.runtime import Runtime
 from workers.scheduling import flush_now, schedule_ticks
 from workers.scope_events import follow_scope
+from workers.window import WINDOW_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def take_delivery(runtime: Runtime, delivery: Delivery, *, job_id: str) -> Intak
     events = list(delivery.events)
     target_id = delivery.target_id
     parsed, unread = _parse_all(events)
+    parsed = _without_replays(runtime, delivery, parsed)
     fingerprints = [event.fingerprint for event in parsed]
     claim = runtime.deduper.claim(
         job_id=job_id, target_id=target_id, digest=delivery.digest, fingerprints=fingerprints
@@ -158,6 +160,27 @@ def _add_unclaimed(
 
 class ClaimsExpired(HooksError):
     """A job kept losing its claims (it stalls longer than a claim lives): RQ retries it."""
+
+
+def _without_replays(runtime: Runtime, delivery: Delivery, parsed: list[Event]) -> list[Event]:
+    """Drop a webhook delivery's events that happened more than the dedupe window before we
+    received them (workers.model.is_beyond_window): Asana never sends those, so they are a
+    captured body posted again. Counted (``stale``) and logged; the delivery stays accepted."""
+    if delivery.source != "webhook":
+        return parsed
+    kept = [e for e in parsed if not is_beyond_window(e.created_at, delivery.received_at)]
+    stale = len(parsed) - len(kept)
+    if stale:
+        runtime.redis.hincrby(keys.STATS, "stale", stale)
+        log.warning(
+            "intake.stale target=%s events=%d: signed events from over %d h before their "
+            "delivery, older than the dedupe window (a replayed body, or a clock far off); "
+            "dropped",
+            delivery.target_id,
+            stale,
+            WINDOW_SECONDS // 3600,
+        )
+    return kept
 
 
 def _current_webhook(runtime: Runtime, target_id: str | None) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from asana_hooks.events import Event, Source, parse_timestamp
 from asana_hooks.keys import DEFAULT_CONNECTION
+from workers.window import WINDOW_SECONDS
 
 Status = Literal["ok", "deleted", "not_found", "forbidden"]
 
@@ -86,6 +87,17 @@ def is_late(created_at: str, received_at: str, late_after_seconds: float) -> boo
     if created is None or received is None:
         return False
     return (received - created).total_seconds() > late_after_seconds
+
+
+def is_beyond_window(created_at: str, received_at: str) -> bool:
+    """Did this webhook event reach us more than the dedupe window after it happened? Asana
+    retries for 24 hours, and the mark of an event taken at its first arrival is found for a
+    whole window (workers.window), so such an event can only be a signed body replayed after
+    its mark expired (or a clock far off): taking it would emit a change twice."""
+    created, received = parse_timestamp(created_at), parse_timestamp(received_at)
+    if created is None or received is None:
+        return False
+    return (received - created).total_seconds() > WINDOW_SECONDS
 
 
 def flush_time(due_ms: int) -> datetime:
