@@ -374,7 +374,8 @@ class TestTwoConnections:
     ) -> None:
         """Nobody runs `connections token`: Asana accepts A's token again (a glitch on its
         side, or ASANA_ACCESS_TOKEN fixed and the processes restarted). Once the 401's ten
-        minutes have passed, the poller's cycle finds A able to call and A's work goes out."""
+        minutes have passed, the poller's cycle finds A able to call and A's work goes out,
+        a task's two parked batches in the order they happened."""
         stage, conn_a, _conn_b, (alpha, _beta) = two
         fake = stage.fake
         fake.revoke_token(TOKEN_A)
@@ -385,14 +386,19 @@ class TestTwoConnections:
                 fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(2)
             }
             wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
+            renamed = min(tasks_a)
+            fake.world.update_task(renamed, by=stage.user, name="A renamed")
+            wait_for(lambda: waiting(receiver)[conn_a] >= 3, timeout=20)
             fake.add_token(TOKEN_A)
             # Ten minutes pass: the 401 flag (a TTL of ten minutes) lapses.
             stage.redis.delete(keys.api_token_rejected(conn_a))
             clients = Clients(stage.settings, stage.redis, lane="background")
             stage.cleanup.callback(clients.close)
             Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
-            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 2, timeout=30)
+            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=30)
         assert store.state(conn_a) == "ok"
+        in_order = [c["actions"] for c in of(changes(stage.redis), {renamed})]
+        assert in_order == [["added"], ["changed"]], "parked batches went out in order"
         assert waiting(receiver)[conn_a] == 0
         assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {conn_a}
 

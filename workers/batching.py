@@ -190,6 +190,14 @@ class Batcher:
             answers = pipe.execute()
         return [_close_result(answer) for answer in answers]
 
+    def hold_resources(self, batches: Sequence[tuple[str, str]]) -> None:
+        """Take each (gid, batch id)'s resource lease again, where nobody holds it: a parked
+        batch about to be resumed goes out before the resource's later batches close."""
+        with self._redis.pipeline(transaction=False) as pipe:
+            for gid, batch_id in batches:
+                pipe.set(keys.batch_flushing(gid), batch_id, nx=True, px=FLUSH_LEASE_MS)
+            pipe.execute()
+
     def claim_tick(self, second: int) -> bool:
         """True if no flush was scheduled for ``second`` yet (the caller schedules it)."""
         return bool(self._redis.set(keys.flush_tick(second), "1", nx=True, ex=600))

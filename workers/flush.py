@@ -58,7 +58,7 @@ def flush(runtime: Runtime, *, job_id: str, take_due: bool = True) -> FlushResul
     closed: list[ClosedBatch] = []
     already_emitted: list[str] = []
     owned = batcher.owned(job_id)
-    agains = batcher.close_many([(_gid_of(i), i) for i in owned], owner=job_id) if owned else []
+    agains = batcher.close_many([(gid_of(i), i) for i in owned], owner=job_id) if owned else []
     for owned_id, again in zip(owned, agains, strict=True):
         if again.batch is not None:
             closed.append(again.batch)
@@ -270,6 +270,6 @@ def _resend_sinks(runtime: Runtime, owner: str, batch_id: str) -> None:
         _send_sinks(runtime, batch_id, found[1])
 
 
-def _gid_of(batch_id: str) -> str:
+def gid_of(batch_id: str) -> str:
     """Batch ids are ``<resource gid>-<sequence>``."""
     return batch_id.rsplit("-", 1)[0]

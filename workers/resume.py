@@ -1,9 +1,10 @@
 """Resume the work parked for a connection once it is connected again. I/O edge (Redis, Asana).
 
 ``workers.jobs.resume_connection`` runs this (asana_hooks.parked_work asks for it). Each parked
-owner is flushed in turn, oldest first, as the flush job that parked it would have been, so a
-resource's entries keep their order. A connection still refused parks its batches again and
-the resume stops there: the next time it is connected, the next resume goes on.
+owner is flushed in turn, oldest first, as the flush job that parked it would have been, its
+resources' leases taken again first, so a resource's entries keep their order. A connection
+still refused parks its batches again and the resume stops there: the next time it is
+connected, the next resume goes on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asana_hooks import parked_work
-from workers.flush import flush
+from workers.flush import flush, gid_of
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class ResumeResult:
 def resume(runtime: Runtime, connection_id: str) -> ResumeResult:
     owners = emitted = 0
     for owner in parked_work.owners(runtime.redis, connection_id):
+        parked = runtime.batcher.owned(owner)
+        runtime.batcher.hold_resources([(gid_of(batch_id), batch_id) for batch_id in parked])
         result = flush(runtime, job_id=owner, take_due=False)
         owners += 1
         emitted += result.emitted
