@@ -72,10 +72,17 @@ def server_pid(server: EmbeddedRedis) -> int:
 def busiest_minute(started: list[float]) -> int:
     """The most moments in any 60 s, a half-open window as Asana's minute and our budget's
     (a request costing n slots appears n times)."""
+    return fullest_minute(started)[0]
+
+
+def fullest_minute(started: list[float]) -> tuple[int, float]:
+    """``busiest_minute``, and the seconds from the first to the last moment of that window
+    (just under 60 when it is full because two requests met at its edges)."""
     started = sorted(started)
-    most, low = 0, 0
+    most, span, low = 0, 0.0, 0
     for high, moment in enumerate(started):
         while moment - started[low] >= 60:
             low += 1
-        most = max(most, high - low + 1)
-    return most
+        if high - low + 1 > most:
+            most, span = high - low + 1, moment - started[low]
+    return most, span
