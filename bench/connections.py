@@ -30,13 +30,13 @@ events doubled or short; tasks whose edits came out in two entries, one edit arr
 its batch closed, are counted too); entries per second = entries / seconds from the first
 delivery to the last entry. Redis's own CPU (``INFO cpu``, user + sys) idle for 5 s, then
 while the deliveries come in, as a share of one core, against the events per second it took
-in, and the commands that took it (``INFO commandstats``); Redis memory
-(``used_memory_dataset``) per connection and per webhook, from before and after storing and
-registering them.
+in, and the commands that took it (``INFO commandstats``).
 
 3. Scale point (once): ``--scale-connections`` connections with ``--scale-webhooks``
-   registrations each, written through the stores (no Asana, no traffic): memory per
-   connection and per webhook, and how long ``/status.json`` and `connections list --json`
+   registrations each, written through the stores (no Asana, no traffic): Redis memory
+   (``used_memory_dataset``) per connection and per webhook, from before and after writing
+   them (with 20 connections the difference drowns in what moves besides: a per-minute
+   series, client buffers), and how long ``/status.json`` and `connections list --json`
    take with that many (the command's own start-up measured on an empty Redis beside it).
 """
 
@@ -136,9 +136,6 @@ class Result:
     """Share of one core with the workers and receiver idle, before the traffic."""
     redis_cpu_sending: float
     redis_cpu_to_end: float
-    memory_connections: int
-    memory_webhooks: int
-    webhooks: int
     budget_gave_up: int
     tokens_in_logs: int
     per_connection: list[tuple[str, int, int, float, int]] = field(default_factory=list)
@@ -313,7 +310,6 @@ def run_once(args: argparse.Namespace, *, split: bool) -> Result:
         box = SecretBox(settings.encryption_keys)
         store = ConnectionStore(client, box)
         registry = Registry(client, box)
-        before = _memory(client)
         if split:
             owners = [
                 store.add(
@@ -323,7 +319,6 @@ def run_once(args: argparse.Namespace, *, split: bool) -> Result:
             ]
         else:
             owners = [keys.DEFAULT_CONNECTION] * count
-        stored = _memory(client)
         hooks: list[list[Hook]] = []
         for owner, own in zip(owners, projects, strict=True):
             credentials = None if owner == keys.DEFAULT_CONNECTION else store.credentials(owner)
@@ -341,7 +336,6 @@ def run_once(args: argparse.Namespace, *, split: bool) -> Result:
             hooks.append(
                 [Hook(owner, r.target_id, registry.secret(r.target_id) or "") for r in made]
             )
-        registered = _memory(client)
         log_dir = Path(scratch)
         workers = start_processes(
             env, [("worker-1", ["worker"]), ("worker-2", ["worker"])], log_dir
@@ -422,9 +416,6 @@ def run_once(args: argparse.Namespace, *, split: bool) -> Result:
         },
         redis_cpu_sending=(cpu_sent - cpu_start) / send_seconds,
         redis_cpu_to_end=(cpu_end - cpu_start) / out_seconds,
-        memory_connections=stored - before,
-        memory_webhooks=registered - stored,
-        webhooks=count * per,
         budget_gave_up=logs.count("per-minute budget used"),
         tokens_in_logs=sum(1 for token in [*tokens, DEFAULT_TOKEN] if token in logs),
     )
@@ -476,8 +467,6 @@ def _print_run(result: Result) -> None:
         f"{result.events_per_second:.0f} events/s came in ("
         + ", ".join(f"{name} {usec:.0f}" for name, usec in result.commands_per_event.items())
         + f" µs per event), {100 * result.redis_cpu_to_end:.1f} % to the last entry; "
-        f"memory {result.memory_connections / result.connections:,.0f} B "
-        f"per connection, {result.memory_webhooks / result.webhooks:,.0f} B per webhook; "
         f"budget waits given up (job retried): {result.budget_gave_up}; tokens in logs: "
         f"{result.tokens_in_logs}",
         flush=True,
@@ -535,10 +524,7 @@ def summarize(splits: list[Result], singles: list[Result]) -> None:
         f"Redis: {100 * cpu:.1f} % of one core at {events:.0f} events/s, {100 * idle:.1f} % idle "
         f"(one core: about {events / cpu if cpu else 0:,.0f} events/s at this mix counting "
         f"the idle share as if it grew with the load, "
-        f"{events / (cpu - idle) if cpu > idle else 0:,.0f} without it); "
-        f"memory {_med([s.memory_connections / s.connections for s in splits]):,.0f} B per "
-        f"connection, {_med([r.memory_webhooks / r.webhooks for r in splits + singles]):,.0f} "
-        "B per webhook"
+        f"{events / (cpu - idle) if cpu > idle else 0:,.0f} without it)"
     )
 
 
