@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from asana_hooks.events import format_timestamp
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import SecretBox, generate_key
 from asana_hooks.settings import Settings
+from bench.common import server_pid, start_processes, stop_all, wait_ready
 from receiver.signatures import sign
 from workers import window
 from workers.emit import EMITTED_TTL_SECONDS
@@ -184,24 +184,17 @@ def main() -> None:
             "ASANA_RATE_LIMIT_PER_MINUTE": "100000",
             "HOOKS_STREAM_MAXLEN": "20000",
         }
-        processes: dict[str, subprocess.Popen[bytes]] = {}
-        for name, command in [
-            ("receiver", ["serve", "--host", "127.0.0.1", "--port", str(port)]),
-            ("worker-1", ["worker"]),
-            ("worker-2", ["worker"]),
-            ("poller", ["poll"]),
-        ]:
-            processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "asana_hooks", *command], env=env, start_new_session=True
-            )
+        processes = start_processes(
+            env,
+            [
+                ("receiver", ["serve", "--host", "127.0.0.1", "--port", str(port)]),
+                ("worker-1", ["worker"]),
+                ("worker-2", ["worker"]),
+                ("poller", ["poll"]),
+            ],
+        )
         stack.callback(stop_all, processes)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{port}")
         created = subprocess.run(
             [
                 sys.executable,
@@ -328,18 +321,6 @@ def series_footprint(client: redis.Redis) -> tuple[int, int]:
     """How many per-minute series keys exist, and their total length."""
     found = list(client.scan_iter(match=keys.series("*"), count=100))
     return len(found), sum(int(client.strlen(key)) for key in found)
-
-
-def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    for process in processes.values():
-        os.killpg(process.pid, signal.SIGTERM)
-    for process in processes.values():
-        process.wait(15)
-
-
-def server_pid(server: EmbeddedRedis) -> int:
-    info = redis.Redis.from_url(server.url).info("server")
-    return int(info["process_id"])
 
 
 def oldest_job_age(client: redis.Redis) -> float:

@@ -39,6 +39,7 @@ from asana_hooks import keys
 from asana_hooks.asana_client import AsanaClient
 from asana_hooks.redis_conn import connect
 from asana_hooks.settings import Settings
+from bench.common import busiest_minute
 from tests.helpers import wait_for
 from tests.poller_stage import CLI, Stage, fresh_system, polling
 from workers.poller.loop import Poller
@@ -52,16 +53,6 @@ def cli(stage: Stage, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CLI, *args], env=stage.env, capture_output=True, text=True, timeout=900, check=True
     )
-
-
-def busiest_minute(started: list[float]) -> int:
-    started = sorted(started)
-    most, low = 0, 0
-    for high, moment in enumerate(started):
-        while moment - started[low] > 60:
-            low += 1
-        most = max(most, high - low + 1)
-    return most
 
 
 def subscribe(projects: int) -> dict[str, float]:

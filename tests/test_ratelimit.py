@@ -38,6 +38,23 @@ class TestWindow:
         with pytest.raises(BudgetExhausted), budget.acquire(1, max_wait=0.1):
             pass
 
+    def test_a_slot_counts_from_the_answer(self, redis_client: redis.Redis) -> None:
+        """Asana counts a request when it arrives, between our grant and its answer: the
+        slots are dated at the answer, so the minute they hold runs from there (dated at the
+        grant, the next request could reach Asana less than 60 s after this one)."""
+        budget = Budget(redis_client, per_minute=5)
+        with budget.acquire(2) as grant:
+            time.sleep(0.3)
+        seconds, micros = redis_client.time()
+        answered_ms = seconds * 1000 + micros // 1000
+        for slot in (1, 2):
+            dated = redis_client.zscore(keys.API_BUDGET, f"{grant.token}:{slot}")
+            assert dated is not None
+            assert answered_ms - 100 <= dated <= answered_ms
+        assert budget.used() == 2
+        assert redis_client.pttl(keys.API_BUDGET) > 59_000
+        assert budget.reads_in_flight() == 0
+
     def test_two_budgets_share_one_window(self, redis_client: redis.Redis) -> None:
         """Two processes' Budget objects draw from the same Redis window."""
         first = Budget(redis_client, per_minute=3)

@@ -34,13 +34,15 @@ if not fresh then
   per_minute = per_minute - tonumber(ARGV[9])
   max_reads = max_reads - tonumber(ARGV[10])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+-- A slot dated d counts while now - d <= window (scores are whole ms: a full window must
+-- have passed, not one less a fraction of a millisecond).
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
 local used = redis.call('ZCARD', KEYS[1])
 if used + n > per_minute then
   local oldest = redis.call('ZRANGE', KEYS[1], used + n - per_minute - 1, used + n - per_minute - 1,
     'WITHSCORES')
   local wait = 1
-  if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + window - now) end
+  if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + window + 1 - now) end
   return refuse(2, wait)
 end
 if ARGV[3] == '1' then

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures (README, "Benchmarks"); none is a test."""
