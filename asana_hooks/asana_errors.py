@@ -71,9 +71,14 @@ class AsanaUnavailable(AsanaError):
 
 
 class BudgetExhausted(AsanaError):
-    """Our own shared budget has no room within the wait we allow; retry later."""
+    """Our own shared budget has no room within the wait we allow; retry later, after
+    ``retry_after`` seconds (when the budget expects room)."""
 
     retryable = True
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, path: str = "") -> None:
+        super().__init__(message, path=path)
+        self.retry_after = retry_after
 
 
 DEFAULT_RETRY_AFTER_SECONDS = 30.0

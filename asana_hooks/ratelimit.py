@@ -212,7 +212,8 @@ class Budget:
                     self._redis.zrem(self._waiting_key, token)
                 raise BudgetExhausted(
                     f"no room in the shared Asana budget within {max_wait:g} s "
-                    f"({self.lane} lane, {reason[code]}; {wait:.1f} s to go)"
+                    f"({self.lane} lane, {reason[code]}; {wait:.1f} s to go)",
+                    retry_after=wait,
                 )
             time.sleep(wait)
 

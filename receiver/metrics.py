@@ -50,7 +50,7 @@ METRICS: dict[str, str] = {
     "events_quarantine_dropped_total": "Kept events dropped, oldest first, past the cap.",
     "quarantine_events": "Events in the quarantine now (asana-hooks quarantine list).",
     "api_requests_total": "Requests to Asana's API by outcome: HTTP status, timeout, unreachable.",
-    "rate_limit_waits_total": "Times a process waited for room in the shared API budget.",
+    "rate_limit_waits_total": "Times work waited for room in an API budget (or was deferred).",
     "api_budget_used": "Requests to Asana in the last minute, all processes together.",
     "api_budget_per_minute": "The shared budget, ASANA_RATE_LIMIT_PER_MINUTE.",
     "api_paused": "1 while a 429's Retry-After pauses every call to Asana.",

@@ -322,6 +322,46 @@ class TestTwoConnections:
         assert "429" in logs or "paused" in logs
         no_token_in(logs)
 
+    def test_a_connection_over_its_budget_never_holds_the_worker_from_another(
+        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+    ) -> None:
+        """A has used its whole minute: with one worker, B's changes still arrive within
+        seconds; A's batches are deferred to a flush at the time its budget has room (not
+        waited for in the worker, and not left to RQ's retries, which would give up after
+        about 19 minutes of a busy budget), and arrive once its minute has passed, each once."""
+        stage, conn_a, _conn_b, (alpha, beta) = two
+        fake = stage.fake
+        per_minute = stage.settings.rate_limit_per_minute
+        budget_a = Budget(stage.redis, per_minute, connection_id=conn_a)
+        budget_a.take(per_minute - budget_a.used(), read=False)
+        with worker_processes(stage.env, 1, log_dir=tmp_path):
+            tasks_a = {
+                fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(3)
+            }
+            # A's batches fall due first: its flush job holds the only worker, if anything.
+            wait_for(lambda: stage.redis.hget(keys.STATS, "batches"), timeout=20)
+            started = time.monotonic()
+            tasks_b = {
+                fake.world.add_task(f"B{i}", projects=[beta], by=stage.user) for i in range(3)
+            }
+            wait_for(lambda: len(of(changes(stage.redis), tasks_b)) >= 3, timeout=20)
+            b_took = time.monotonic() - started
+            assert of(changes(stage.redis), tasks_a) == []
+            later = wait_for(lambda: deferred_flushes(stage.redis), timeout=20)
+            assert all(at - time.time() > 30 for at in later.values()), later
+            # The minute passes: A's budget has room, and RQ's scheduler reaches the time.
+            stage.redis.delete(keys.api_budget(conn_a))
+            registry = ScheduledJobRegistry(keys.QUEUE, connection=stage.redis)  # type: ignore[no-untyped-call]
+            for job_id in later:
+                registry.requeue(job_id)
+            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=20)
+        assert b_took < 12, f"B's changes took {b_took:.1f} s behind A's budget"
+        found = changes(stage.redis)
+        assert sorted(c["resource"]["gid"] for c in found) == sorted(tasks_a | tasks_b)
+        assert {c["connection"] for c in of(found, tasks_a)} == {conn_a}
+        a_calls = [c for c in fake.calls if c.headers.get("authorization") == f"Bearer {TOKEN_A}"]
+        assert all(c.status != 429 for c in a_calls)
+
     def test_revoked_connection_waits_and_resumes_with_a_new_token(
         self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
     ) -> None:
@@ -443,6 +483,13 @@ def waiting(receiver: str) -> dict[str, int]:
     """Batches waiting per connection, as /status.json shows them."""
     shown = httpx.get(f"{receiver}/status.json", timeout=5).json()["connections"]
     return {c["id"]: c["waiting"] for c in shown}
+
+
+def deferred_flushes(connection: redis.Redis) -> dict[str, float]:
+    """Flush jobs scheduled to finish deferred batches, and when (epoch seconds)."""
+    key = ScheduledJobRegistry.key_template.format(keys.QUEUE)
+    found: list[Any] = list(connection.zrange(key, 0, -1, withscores=True))
+    return {text(job): float(at) for job, at in found if text(job).startswith("flush-later-")}
 
 
 def flush_jobs_in_flight(connection: redis.Redis) -> list[str]:

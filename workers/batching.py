@@ -206,6 +206,12 @@ class Batcher:
         """Batch ids this flush job closed in an earlier attempt (its retry finishes them)."""
         return sorted(text(item) for item in self._redis.smembers(keys.flush_owned(owner)))
 
+    def keep_owned(self, owner: str, batch_ids: Sequence[str]) -> None:
+        """This flush job owns only these batches now (the others are emitted or parked)."""
+        others = set(self.owned(owner)) - set(batch_ids)
+        if others:
+            self._redis.srem(keys.flush_owned(owner), *sorted(others))
+
     def forget_owned(self, owner: str) -> None:
         self._redis.delete(keys.flush_owned(owner))
 

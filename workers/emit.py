@@ -26,8 +26,9 @@ Counters in ``keys.STATS`` (one hash for every process, rendered by /metrics):
 - ``status:<status>``: entries by status (ok, deleted, not_found, forbidden)
 - ``api:<code>``: Asana HTTP answers by status code, plus ``api:timeout``/``api:unreachable``
   (counted by asana_hooks.asana_client)
-- ``rate_limit_waits``: callers that found the API paused by a 429 and waited
-  (counted by asana_hooks.ratelimit)
+- ``rate_limit_waits``: callers that found the API paused by a 429 and waited (counted by
+  asana_hooks.ratelimit), and flushes deferred because their connection had no room
+  (workers.flush)
 
 The per-target hash (``keys.target``) gets ``duplicates``, ``late``, ``batches`` and ``changes``.
 """

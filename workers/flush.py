@@ -7,7 +7,10 @@ closed. Closed batches are owned by the job: its retry (after a 5xx, a timeout, 
 finishes exactly those, and the emit script writes each one once. A batch whose previous
 batch is still being flushed is left open and looked at again a second later. Batches of a
 connection Asana refuses (a 401) are parked instead of retried (asana_hooks.parked_work): they
-wait, without expiry, until the connection is connected again (workers.resume).
+wait, without expiry, until the connection is connected again (workers.resume). Batches of a
+connection paused by a 429, or without room in its budget within a few seconds, are deferred
+to a flush job scheduled for when it expects room: no worker sleeps on one connection's
+budget while the others' work waits.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from asana_hooks import keys, parked_work
-from asana_hooks.asana_errors import AsanaError, BadToken, BudgetExhausted
+from asana_hooks.asana_clients import Clients
+from asana_hooks.asana_errors import AsanaError, BadToken, BudgetExhausted, RateLimited
 from asana_hooks.connections import UnknownConnection
 from asana_hooks.redis_conn import text
 from asana_hooks.settings import SettingsError
 from workers.model import ClosedBatch, build_change, plan_by_connection
-from workers.rehydrate import RATE_LIMITED_ATTEMPTS, Outcome, rehydrate
+from workers.rehydrate import Outcome, rehydrate
 from workers.runtime import Runtime
-from workers.scheduling import enqueue_sinks, flush_now, schedule_ticks
+from workers.scheduling import enqueue_sinks, flush_later, flush_now, schedule_ticks
 from workers.versions import redundancy
 
 log = logging.getLogger(__name__)
@@ -51,9 +55,13 @@ class FlushResult:
         return asdict(self)
 
 
-def flush(runtime: Runtime, *, job_id: str, take_due: bool = True) -> FlushResult:
+def flush(
+    runtime: Runtime, *, job_id: str, take_due: bool = True, defer: bool = True
+) -> FlushResult:
     """Finish the batches an earlier attempt of this job closed, else take the due ones
-    (unless ``take_due`` is False: a parked owner resumed finishes its own batches only)."""
+    (unless ``take_due`` is False: a parked owner resumed, or deferred batches, finish their
+    own batches only). ``defer``: batches whose connection has no room now go to a flush job
+    scheduled for when it will (else the caller gets BudgetExhausted)."""
     batcher = runtime.batcher
     closed: list[ClosedBatch] = []
     already_emitted: list[str] = []
@@ -75,12 +83,37 @@ def flush(runtime: Runtime, *, job_id: str, take_due: bool = True) -> FlushResul
     kept_here = _park(runtime, job_id, done.refused)
     if done.error is not None:
         raise done.error
+    parked = sum(len(batches) for batches in done.refused.values())
+    if done.later:
+        if not defer:
+            raise BudgetExhausted(
+                f"{len(done.later)} batch(es) wait for room in their connection's budget",
+                retry_after=done.later_after,
+            )
+        _defer(runtime, job_id, done)
+        return FlushResult("deferred", emitted=done.emitted, batches=len(closed), parked=parked)
     if not kept_here:
         batcher.forget_owned(job_id)
         parked_work.settle(runtime.redis, job_id)
-    parked = sum(len(batches) for batches in done.refused.values())
     return FlushResult(
         "parked" if parked else "flushed", emitted=done.emitted, batches=len(closed), parked=parked
+    )
+
+
+def _defer(runtime: Runtime, job_id: str, done: _Emitted) -> None:
+    """Keep only the deferred batches owned by this job and finish them in a flush job at
+    the time their connection expects room (workers.scheduling.flush_later)."""
+    waiting = [batch.batch_id for batch in done.later]
+    runtime.batcher.keep_owned(job_id, waiting)
+    at = time.time() + max(1.0, done.later_after)
+    with runtime.redis.pipeline(transaction=True) as pipe:
+        flush_later(runtime.queue, job_id, at, pipeline=pipe)
+        pipe.hincrby(keys.STATS, "rate_limit_waits", 1)
+        pipe.execute()
+    log.info(
+        "flush.deferred batches=%d for=%.1fs: no room in their connection's budget now",
+        len(waiting),
+        at - time.time(),
     )
 
 
@@ -130,29 +163,36 @@ class _Emitted:
     emitted: int = 0
     refused: dict[str, list[ClosedBatch]] = field(default_factory=dict)
     """Connection -> its batches Asana refused to fetch for it (a 401): parked."""
+    later: list[ClosedBatch] = field(default_factory=list)
+    """Batches of a connection with no room in its budget, or paused by a 429: deferred."""
+    later_after: float = math.inf
+    """Seconds until the first of those connections expects room."""
     error: AsanaError | None = None
-    """The first other error (a 5xx, a 429 pause): the job's retry finishes those batches."""
+    """The first other error (a 5xx, a timeout): the job's retry finishes those batches."""
 
 
 def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> _Emitted:
     """Fetch and emit every closed batch, each with its connection's client (the one whose
-    webhook brought it); emit what succeeded and report the rest. When batches of several
-    connections share the job, one paused by a 429 or revoked by a 401 is not waited for: its
-    batches are left to the retry (or parked) and the other connections' go out now. A job of
-    one connection waits for its 429 pause, as it always did."""
+    webhook brought it); emit what succeeded and report the rest. A connection paused by a 429,
+    or without room in its budget within REHYDRATION_BUDGET_WAIT_SECONDS, is not waited for:
+    its batches are deferred (and a revoked one's parked) while the others go out now."""
     needed = _settle_redundant(runtime, closed)
     targets = _targets(runtime, needed)
     done = _Emitted()
     groups = plan_by_connection(needed, targets.connections)
     for connection_id, batches in groups:
-        outcomes = _rehydrate_as(runtime, connection_id, batches, alone=len(groups) == 1)
+        outcomes = _rehydrate_as(runtime, connection_id, batches)
         for batch in batches:
             outcome = outcomes[batch.batch_id]
             if outcome.fetched is None:
-                if isinstance(outcome.error, BadToken):
+                error = outcome.error
+                if isinstance(error, BadToken):
                     done.refused.setdefault(connection_id, []).append(batch)
+                elif isinstance(error, BudgetExhausted | RateLimited):
+                    done.later.append(batch)
+                    done.later_after = min(done.later_after, error.retry_after)
                 else:
-                    done.error = done.error or outcome.error
+                    done.error = done.error or error
                 continue
             change = build_change(
                 batch,
@@ -172,35 +212,33 @@ def _emit_all(runtime: Runtime, closed: list[ClosedBatch]) -> _Emitted:
 
 
 def _rehydrate_as(
-    runtime: Runtime, connection_id: str, batches: list[ClosedBatch], *, alone: bool
+    runtime: Runtime, connection_id: str, batches: list[ClosedBatch]
 ) -> dict[str, Outcome]:
-    """The outcomes of one connection's batches, or its reason to wait for each of them."""
+    """The outcomes of one connection's batches, or its reason to wait for each of them:
+    revoked (parked), or paused by a 429 (deferred to the pause's end, never waited for)."""
     try:
-        clients = runtime.clients
-        held = None if alone else clients.held_back(connection_id)
+        clients = runtime.rehydration_clients
+        held = clients.held_back(connection_id)
         if held is None:
             client = clients.get(connection_id)
-            return rehydrate(
-                client,
-                batches,
-                overrides=runtime.settings.opt_fields,
-                attempts=RATE_LIMITED_ATTEMPTS if alone else 1,
+            return rehydrate(client, batches, overrides=runtime.settings.opt_fields, attempts=1)
+        error: AsanaError
+        if held == "revoked":
+            error = BadToken(f"connection {connection_id} is revoked (401)", status=401)
+        else:
+            until = _pause_end(clients, connection_id)
+            error = BudgetExhausted(
+                f"connection {connection_id} is paused after a 429",
+                retry_after=max(1.0, until - time.time()),
             )
-        error: AsanaError = (
-            BadToken(f"connection {connection_id} is revoked (401); its batches wait", status=401)
-            if held == "revoked"
-            else BudgetExhausted(f"connection {connection_id} is paused after a 429")
-        )
     except (UnknownConnection, SettingsError) as exc:
         error = BadToken(f"connection {connection_id} cannot call Asana: {exc}", status=401)
-    if not isinstance(error, BadToken):
-        log.warning(
-            "flush.waiting connection=%s batches=%d: %s; the job's retry takes them",
-            connection_id,
-            len(batches),
-            error,
-        )
     return {batch.batch_id: Outcome(error=error) for batch in batches}
+
+
+def _pause_end(clients: Clients, connection_id: str) -> float:
+    """When this connection's 429 pause ends (epoch seconds; now if it has ended)."""
+    return clients.get(connection_id).budget.paused_until() or time.time()
 
 
 @dataclass(frozen=True)

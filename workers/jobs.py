@@ -35,7 +35,10 @@ def process_delivery(**kwargs: Any) -> dict[str, Any]:
     return take_delivery(runtime.current(), Delivery.from_job(kwargs), job_id=_job_id()).to_dict()
 
 
-def flush_due(reason: str = "") -> dict[str, Any]:
+def flush_due(reason: str = "", owner: str | None = None) -> dict[str, Any]:
+    """``owner``: finish that flush job's deferred batches (workers.scheduling.flush_later)."""
+    if owner:
+        return flush(runtime.current(), job_id=owner, take_due=False).to_dict()
     return flush(runtime.current(), job_id=_job_id()).to_dict()
 
 

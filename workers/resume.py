@@ -37,7 +37,7 @@ def resume(runtime: Runtime, connection_id: str) -> ResumeResult:
     for owner in parked_work.owners(runtime.redis, connection_id):
         parked = runtime.batcher.owned(owner)
         runtime.batcher.hold_resources([(gid_of(batch_id), batch_id) for batch_id in parked])
-        result = flush(runtime, job_id=owner, take_due=False)
+        result = flush(runtime, job_id=owner, take_due=False, defer=False)
         owners += 1
         emitted += result.emitted
         if result.state == "parked" and parked_work.connection_of(owner) == connection_id:

@@ -30,6 +30,10 @@ from workers.emit import Emitter
 REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 """Longer than connect()'s default: a job's Lua scripts may take a moment on a big delivery."""
 
+REHYDRATION_BUDGET_WAIT_SECONDS = 5.0
+"""How long a flush waits in the worker for room in a connection's budget before it defers
+those batches: a connection over its budget never keeps the workers from the others'."""
+
 
 @dataclass
 class Runtime:
@@ -43,6 +47,7 @@ class Runtime:
     emitter: Emitter
     series: SeriesWriter
     _clients: Clients | None = field(default=None, repr=False)
+    _rehydration_clients: Clients | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -73,14 +78,26 @@ class Runtime:
         return self._clients
 
     @property
+    def rehydration_clients(self) -> Clients:
+        """The flush jobs' pool (fresh lane): a fetch waits at most
+        REHYDRATION_BUDGET_WAIT_SECONDS for room in its connection's budget, then the flush
+        defers its batches to when the budget expects room instead of holding the worker."""
+        if self._rehydration_clients is None:
+            self._rehydration_clients = Clients(
+                self.settings, self.redis, max_wait=REHYDRATION_BUDGET_WAIT_SECONDS
+            )
+        return self._rehydration_clients
+
+    @property
     def client(self) -> AsanaClient:
         """The default connection's client (``ASANA_ACCESS_TOKEN``)."""
         return self.clients.get(keys.DEFAULT_CONNECTION)
 
     def close(self) -> None:
-        if self._clients is not None:
-            self._clients.close()
-            self._clients = None
+        for pool in (self._clients, self._rehydration_clients):
+            if pool is not None:
+                pool.close()
+        self._clients = self._rehydration_clients = None
         self.redis.close()
 
 

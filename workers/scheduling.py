@@ -10,6 +10,7 @@ job per second, and the flushes of one second are fetched together through ``/ba
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -75,6 +76,18 @@ def flush_now(queue: Queue, reason: str, pipeline: Pipeline | None = None) -> st
     job_id = f"flush-now-{secrets.token_hex(8)}"
     queue.enqueue_call(
         FLUSH_JOB, pipeline=pipeline, **_flush_options(job_id, reason, scheduled=False)
+    )
+    return job_id
+
+
+def flush_later(queue: Queue, owner: str, at: float, pipeline: Pipeline | None = None) -> str:
+    """Finish flush job ``owner``'s deferred batches at ``at`` (epoch seconds): a connection
+    with no room in its budget, or paused by a 429, until then."""
+    job_id = f"flush-later-{secrets.token_hex(8)}"
+    options = _flush_options(job_id, f"deferred batches of {owner}", scheduled=True)
+    options["kwargs"] = {**options["kwargs"], "owner": owner}
+    queue.enqueue_at(
+        datetime.fromtimestamp(math.ceil(at), tz=UTC), FLUSH_JOB, pipeline=pipeline, **options
     )
     return job_id
 
