@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from asana_hooks.secretbox import Secret, SecretBox, generate_key
 from tests.helpers import wait_for
 from tests.operator_system import CliResult, System, invoke_cli, running_system
 from tests.poller_stage import Stage, running_stage
-from tests.worker_support import worker_processes
+from tests.worker_support import run_workers_until, worker_processes
+from workers import runtime
 from workers.poller.loop import Poller
 
 CLI = str(Path(sys.executable).parent / "asana-hooks")
@@ -323,7 +324,7 @@ class TestTwoConnections:
         no_token_in(logs)
 
     def test_a_connection_over_its_budget_never_holds_the_worker_from_another(
-        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+        self, two: tuple[Stage, str, str, list[str]]
     ) -> None:
         """A has used its whole minute: with one worker, B's changes still arrive within
         seconds; A's batches are deferred to a flush at the time its budget has room (not
@@ -334,27 +335,22 @@ class TestTwoConnections:
         per_minute = stage.settings.rate_limit_per_minute
         budget_a = Budget(stage.redis, per_minute, connection_id=conn_a)
         budget_a.take(per_minute - budget_a.used(), read=False)
-        with worker_processes(stage.env, 1, log_dir=tmp_path):
-            tasks_a = {
-                fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(3)
-            }
-            # A's batches fall due first: its flush job holds the only worker, if anything.
-            wait_for(lambda: stage.redis.hget(keys.STATS, "batches"), timeout=20)
-            started = time.monotonic()
-            tasks_b = {
-                fake.world.add_task(f"B{i}", projects=[beta], by=stage.user) for i in range(3)
-            }
-            wait_for(lambda: len(of(changes(stage.redis), tasks_b)) >= 3, timeout=20)
-            b_took = time.monotonic() - started
-            assert of(changes(stage.redis), tasks_a) == []
-            later = wait_for(lambda: deferred_flushes(stage.redis), timeout=20)
-            assert all(at - time.time() > 30 for at in later.values()), later
-            # The minute passes: A's budget has room, and RQ's scheduler reaches the time.
-            stage.redis.delete(keys.api_budget(conn_a))
-            registry = ScheduledJobRegistry(keys.QUEUE, connection=stage.redis)  # type: ignore[no-untyped-call]
-            for job_id in later:
-                registry.requeue(job_id)
-            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=20)
+        tasks_a = {fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(3)}
+        work_until(stage, lambda: stage.redis.hget(keys.STATS, "batches"))  # A's are taken
+        started = time.monotonic()
+        tasks_b = {fake.world.add_task(f"B{i}", projects=[beta], by=stage.user) for i in range(3)}
+        work_until(stage, lambda: len(of(changes(stage.redis), tasks_b)) >= 3)
+        b_took = time.monotonic() - started
+        assert of(changes(stage.redis), tasks_a) == []
+        later = deferred_flushes(stage.redis)
+        assert later
+        assert all(at - time.time() > 30 for at in later.values()), later
+        # The minute passes: A's budget has room, and RQ's scheduler reaches the time.
+        stage.redis.delete(keys.api_budget(conn_a))
+        registry = ScheduledJobRegistry(keys.QUEUE, connection=stage.redis)  # type: ignore[no-untyped-call]
+        for job_id in later:
+            registry.requeue(job_id)
+        work_until(stage, lambda: len(of(changes(stage.redis), tasks_a)) >= 3)
         assert b_took < 12, f"B's changes took {b_took:.1f} s behind A's budget"
         found = changes(stage.redis)
         assert sorted(c["resource"]["gid"] for c in found) == sorted(tasks_a | tasks_b)
@@ -410,7 +406,7 @@ class TestTwoConnections:
         assert new_token not in logs
 
     def test_work_parked_for_a_lapsed_401_resumes_from_the_poller(
-        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+        self, two: tuple[Stage, str, str, list[str]]
     ) -> None:
         """Nobody runs `connections token`: Asana accepts A's token again (a glitch on its
         side, or ASANA_ACCESS_TOKEN fixed and the processes restarted). Once the 401's ten
@@ -421,21 +417,18 @@ class TestTwoConnections:
         fake.revoke_token(TOKEN_A)
         store = ConnectionStore(stage.redis, SecretBox(stage.settings.encryption_keys))
         receiver = stage.settings.require_public_url()
-        with worker_processes(stage.env, 1, log_dir=tmp_path):
-            tasks_a = {
-                fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(2)
-            }
-            wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
-            renamed = min(tasks_a)
-            fake.world.update_task(renamed, by=stage.user, name="A renamed")
-            wait_for(lambda: waiting(receiver)[conn_a] >= 3, timeout=20)
-            fake.add_token(TOKEN_A)
-            # Ten minutes pass: the 401 flag (a TTL of ten minutes) lapses.
-            stage.redis.delete(keys.api_token_rejected(conn_a))
-            clients = Clients(stage.settings, stage.redis, lane="background")
-            stage.cleanup.callback(clients.close)
-            Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
-            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=30)
+        tasks_a = {fake.world.add_task(f"A{i}", projects=[alpha], by=stage.user) for i in range(2)}
+        work_until(stage, lambda: waiting(receiver)[conn_a] >= 1)
+        renamed = min(tasks_a)
+        fake.world.update_task(renamed, by=stage.user, name="A renamed")
+        work_until(stage, lambda: waiting(receiver)[conn_a] >= 3)
+        fake.add_token(TOKEN_A)
+        # Ten minutes pass: the 401 flag (a TTL of ten minutes) lapses.
+        stage.redis.delete(keys.api_token_rejected(conn_a))
+        clients = Clients(stage.settings, stage.redis, lane="background")
+        stage.cleanup.callback(clients.close)
+        Poller(stage.settings, stage.redis, clients, force=True).run_cycle()
+        work_until(stage, lambda: len(of(changes(stage.redis), tasks_a)) >= 3)
         assert store.state(conn_a) == "ok"
         in_order = [c["actions"] for c in of(changes(stage.redis), {renamed})]
         assert in_order == [["added"], ["changed"]], "parked batches went out in order"
@@ -443,7 +436,7 @@ class TestTwoConnections:
         assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {conn_a}
 
     def test_removing_a_revoked_connection_hands_its_waiting_work_over_or_drops_it(
-        self, two: tuple[Stage, str, str, list[str]], tmp_path: Path
+        self, two: tuple[Stage, str, str, list[str]]
     ) -> None:
         """`connections remove --keep-webhooks` gives A's waiting work to the default
         connection, which emits it; removing B (whose token Asana accepts again, so its
@@ -454,15 +447,13 @@ class TestTwoConnections:
         fake.revoke_token(TOKEN_B)
         receiver = stage.settings.require_public_url()
         env = {**stage.env, "COLUMNS": "200"}
-        with worker_processes(stage.env, 1, log_dir=tmp_path):
-            tasks_a = {fake.world.add_task("A", projects=[alpha], by=stage.user)}
-            tasks_b = {fake.world.add_task("B", projects=[beta], by=stage.user)}
-            wait_for(lambda: waiting(receiver)[conn_a] >= 1, timeout=20)
-            wait_for(lambda: waiting(receiver)[conn_b] >= 1, timeout=20)
-            kept = invoke_cli("connections", "remove", conn_a, "--keep-webhooks", env=env)
-            assert kept.code == 0, kept.stderr
-            assert "waiting work" in kept.stdout
-            wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 1, timeout=30)
+        tasks_a = {fake.world.add_task("A", projects=[alpha], by=stage.user)}
+        tasks_b = {fake.world.add_task("B", projects=[beta], by=stage.user)}
+        work_until(stage, lambda: waiting(receiver)[conn_a] >= 1 and waiting(receiver)[conn_b])
+        kept = invoke_cli("connections", "remove", conn_a, "--keep-webhooks", env=env)
+        assert kept.code == 0, kept.stderr
+        assert "waiting work" in kept.stdout
+        work_until(stage, lambda: len(of(changes(stage.redis), tasks_a)) >= 1)
         fake.add_token(TOKEN_B)
         stage.redis.delete(keys.api_token_rejected(conn_b))  # its 401's ten minutes passed
         dropped = invoke_cli("connections", "remove", conn_b, "--json", env=env)
@@ -477,6 +468,12 @@ class TestTwoConnections:
         assert [c["id"] for c in listed] == [keys.DEFAULT_CONNECTION]
         assert listed[0]["waiting"] == 0
         assert not stage.redis.exists(keys.parked_work(conn_b))
+
+
+def work_until(stage: Stage, condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """Run workers in this process (RQ burst workers, with the scheduler) until ``condition``."""
+    stage.cleanup.callback(runtime.reset)
+    return run_workers_until(stage.settings, condition, timeout=timeout)
 
 
 def waiting(receiver: str) -> dict[str, int]:

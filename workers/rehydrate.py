@@ -3,9 +3,11 @@
 One GET per batch, with the fields settings ask for; when several batches are ready at once,
 ``POST /batch`` with ten GETs per request (the budget counts each action, as Asana does).
 404 becomes ``not_found`` (a deleted task, a story removed by consolidation) and 403
-``forbidden``: answers, not failures. A 429 has already paused every process; we wait it out
-inside the budget and ask again. 5xx, timeouts and an exhausted budget come back as errors
-for the flush job to raise, so RQ retries them with backoff.
+``forbidden``: answers, not failures. A 429 has already paused every process of that
+connection: with ``attempts`` above 1 we wait it out inside the budget and ask again. Other
+failures come back as errors for the flush to handle: it defers batches whose connection has
+no room (a 429, a used budget), parks a refused connection's (a 401), and raises the rest (5xx,
+timeouts) so RQ retries them with backoff.
 """
 
 from __future__ import annotations

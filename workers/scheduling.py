@@ -33,7 +33,8 @@ HANDLER_JOB = "workers.jobs.run_handler"
 FORWARD_JOB = "workers.jobs.forward_change"
 
 FLUSH_RETRY = Retry(max=8, interval=[1, 5, 15, 30, 60, 120, 300, 600])
-"""Asana 5xx, timeouts and an exhausted budget: try again with backoff (about 19 minutes)."""
+"""Asana 5xx and timeouts: try again with backoff (about 19 minutes). A connection without room
+in its budget is not retried but deferred (``flush_later``), a refused one parked."""
 
 SINK_RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 """A sink that fails is retried on its own, for about 40 minutes."""
