@@ -77,6 +77,8 @@ class Stage:
 
     def start_workers(self, count: int = 2) -> None:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.env}
+        if os.environ.get("PYTHONPATH"):  # a worktree's code, not the installed checkout's
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         for _ in range(count):
             self.workers.append(
                 subprocess.Popen(
