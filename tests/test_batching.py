@@ -162,6 +162,36 @@ class TestBatcher:
         assert next_batch is not None
         assert next_batch.count == 1
 
+    def test_resources_waiting_for_their_earlier_batch_do_not_hold_up_the_others(
+        self, redis_client: redis.Redis
+    ) -> None:
+        """60 resources whose earlier batch is still out (a connection deferred or paused)
+        are older than one other resource's batch: the flushes' oldest-first look of 51
+        would find only them, forever. Found busy once, they go behind, and the other
+        resource's batch is taken by the next look."""
+        batcher = _batcher(redis_client, debounce=0.01)
+        stuck = [str(n) for n in range(100, 160)]
+        firsts = {}
+        for gid in stuck:
+            opened = _take(redis_client, batcher, [_event(gid, ms=1)]).opened[0]
+            firsts[gid] = opened.batch_id
+        time.sleep(0.03)
+        for gid in stuck:
+            assert batcher.close(gid, firsts[gid], owner="deferred").state == "closed"
+        for gid in stuck:
+            _take(redis_client, batcher, [_event(gid, ms=2)])
+        time.sleep(0.02)
+        other = _take(redis_client, batcher, [_event("7", ms=3)]).opened[0]
+        time.sleep(0.03)
+        first_look = batcher.due(limit=51)
+        assert "7" not in {c.gid for c in first_look}
+        states = batcher.close_many([(c.gid, c.batch_id) for c in first_look], owner="tick-1")
+        assert {r.state for r in states} == {"busy"}
+        second_look = batcher.due(limit=51)
+        assert other.batch_id in {c.batch_id for c in second_look}
+        taken = batcher.close("7", other.batch_id, owner="tick-2")
+        assert taken.state == "closed"
+
 
 class TestEmitter:
     """One entry per batch, however often the flush runs."""

@@ -12,7 +12,8 @@ atomic against every other worker:
   a burst of thousands of events schedules one flush per second, not one per batch.
 - ``close``: a flush job takes a due batch by renaming its hash to ``keys.closed_batch``,
   owned by that job. An event arriving afterwards opens the next batch, never lost. A batch
-  whose previous batch is still being flushed waits (``busy``), so entries keep event order.
+  whose previous batch is still being flushed waits (``busy``), so entries keep event order;
+  it is due again a second later, behind the batches due now.
 
 Times are Redis's own clock (``TIME``), the same for every worker.
 """
@@ -37,6 +38,10 @@ CLOSED_TTL_SECONDS = 7 * 24 * 3600
 
 FLUSH_LEASE_MS = 300_000
 """A resource's next batch waits at most this long for the previous one to be emitted."""
+
+BUSY_RETRY_MS = 1000
+"""A batch found waiting for its resource's earlier batch is due again this much later, so
+it goes behind the batches due now instead of staying at the head of the line."""
 
 _ADD = lua.load(__file__, "marks") + lua.load(__file__, "batch_add")
 _CLOSE = lua.load(__file__, "batch_close")
@@ -184,7 +189,14 @@ class Batcher:
                         keys.STATS,
                         keys.batch_emitted(batch_id),
                     ],
-                    args=[batch_id, owner, CLOSED_TTL_SECONDS, FLUSH_LEASE_MS, keys.target("")],
+                    args=[
+                        batch_id,
+                        owner,
+                        CLOSED_TTL_SECONDS,
+                        FLUSH_LEASE_MS,
+                        keys.target(""),
+                        BUSY_RETRY_MS,
+                    ],
                     client=pipe,
                 )
             answers = pipe.execute()

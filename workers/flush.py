@@ -27,6 +27,7 @@ from asana_hooks.asana_errors import AsanaError, BadToken, BudgetExhausted, Rate
 from asana_hooks.connections import UnknownConnection
 from asana_hooks.redis_conn import text
 from asana_hooks.settings import SettingsError
+from workers.batching import BUSY_RETRY_MS
 from workers.model import ClosedBatch, build_change, plan_by_connection
 from workers.rehydrate import Outcome, rehydrate
 from workers.runtime import Runtime
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_MAX_BATCHES = 50
 """Batches one flush job takes at most: five /batch requests of ten."""
-
-BUSY_RETRY_SECONDS = 1.0
-"""A batch whose previous batch is still being flushed looks again this much later."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ def _take_due(runtime: Runtime, *, job_id: str) -> list[ClosedBatch]:
     if len(candidates) > FLUSH_MAX_BATCHES and taken:
         flush_now(runtime.queue, "more batches due")  # a second worker may take them
     if busy:
-        second = math.ceil(time.time() + BUSY_RETRY_SECONDS)
+        second = math.ceil(time.time() + BUSY_RETRY_MS / 1000)
         if batcher.claim_tick(second):
             schedule_ticks(runtime.queue, [second])
     return taken

@@ -1,6 +1,6 @@
 -- KEYS: batch, closed, emitted (the owner's hash), flushing, open-batches, owned, stats,
 --       the earlier layout's emitted key (read only).
--- ARGV: batch id, owner (job id), closed ttl, lease ms, target key prefix.
+-- ARGV: batch id, owner (job id), closed ttl, lease ms, target key prefix, busy retry ms.
 -- Returns {'closed', flat hash} | {'taken'} | {'emitted'} | {'gone'} | {'not_due', due_ms}
 --       | {'busy', retry_ms}.
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 or redis.call('EXISTS', KEYS[8]) == 1 then
@@ -19,6 +19,10 @@ local due = tonumber(redis.call('HGET', KEYS[1], 'due_ms'))
 if due > now then return {'not_due', due} end
 local flushing = redis.call('GET', KEYS[4])
 if flushing and flushing ~= ARGV[1] then
+  -- Due again in ARGV[6] ms, behind every batch due now: a resource waiting for its earlier
+  -- batch (a deferred connection's, say) never keeps other resources' batches from the
+  -- oldest-first look of the next flush.
+  redis.call('ZADD', KEYS[5], 'XX', now + tonumber(ARGV[6]), redis.call('HGET', KEYS[1], 'gid'))
   return {'busy', redis.call('PTTL', KEYS[4])}
 end
 redis.call('RENAME', KEYS[1], KEYS[2])
