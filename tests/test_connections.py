@@ -397,9 +397,11 @@ class TestTwoConnections:
             store.replace_token(conn_a, Secret(new_token), user_gid=stage.user, user_name="Greg")
             wait_for(lambda: len(of(changes(stage.redis), tasks_a)) >= 3, timeout=30)
             wait_for(lambda: waiting(receiver)[conn_a] == 0, timeout=10)
+            resumed = f"resume.done connection={conn_a}"
+            wait_for(lambda: resumed in worker_logs(tmp_path), timeout=10)  # logged after
         assert {c["connection"] for c in of(changes(stage.redis), tasks_a)} == {conn_a}
         assert len(of(changes(stage.redis), tasks_a)) == 3
-        logs = "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
+        logs = worker_logs(tmp_path)
         assert f"flush.parked connection={conn_a}" in logs
         assert f"resume.done connection={conn_a}" in logs
         no_token_in(logs)
@@ -468,6 +470,10 @@ class TestTwoConnections:
         assert [c["id"] for c in listed] == [keys.DEFAULT_CONNECTION]
         assert listed[0]["waiting"] == 0
         assert not stage.redis.exists(keys.parked_work(conn_b))
+
+
+def worker_logs(folder: Path) -> str:
+    return "".join(p.read_text() for p in sorted(folder.glob("worker-*.log")))
 
 
 def work_until(stage: Stage, condition: Callable[[], Any], timeout: float = 30) -> Any:
