@@ -273,7 +273,14 @@ class ConnectionStore:
     def all(self) -> list[Connection]:
         """The default connection first (when ASANA_ACCESS_TOKEN is set), then by creation."""
         stored = sorted(self._ids())
-        found = [c for c in (self.get(i) for i in stored) if c is not None]
+        pipe = self._redis.pipeline(transaction=False)
+        for connection_id in stored:
+            pipe.hgetall(keys.connection(connection_id))
+        found = [
+            Connection.from_hash(connection_id, decode_hash(raw))
+            for connection_id, raw in zip(stored, pipe.execute(), strict=True)
+            if raw
+        ]
         found.sort(key=lambda c: (c.created_at, c.id))
         default = self.get(keys.DEFAULT_CONNECTION)
         return ([default] if default else []) + found

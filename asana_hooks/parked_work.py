@@ -108,15 +108,28 @@ def settle(connection: redis.Redis, owner: str) -> None:
         connection.srem(keys.PARKED_CONNECTIONS, connection_id)
 
 
-def waiting(connection: redis.Redis, connection_id: str) -> int:
-    """How many batches wait for this connection."""
-    found = owners(connection, connection_id)
-    if not found:
-        return 0
+def waiting_many(connection: redis.Redis, connection_ids: list[str]) -> dict[str, int]:
+    """How many batches wait for each of these connections (those with none are left out),
+    in two round trips (one when none has parked work)."""
     pipe = connection.pipeline(transaction=False)
-    for owner in found:
-        pipe.scard(keys.flush_owned(owner))
-    return sum(int(count) for count in pipe.execute())
+    for connection_id in connection_ids:
+        pipe.zrange(keys.parked_work(connection_id), 0, -1)
+    owners_of = {
+        connection_id: [text(item) for item in found]
+        for connection_id, found in zip(connection_ids, pipe.execute(), strict=True)
+        if found
+    }
+    if not owners_of:
+        return {}
+    pipe = connection.pipeline(transaction=False)
+    for found in owners_of.values():
+        for owner in found:
+            pipe.scard(keys.flush_owned(owner))
+    counts = iter(pipe.execute())
+    return {
+        connection_id: sum(int(next(counts)) for _ in found)
+        for connection_id, found in owners_of.items()
+    }
 
 
 def connections_waiting(connection: redis.Redis) -> list[str]:
