@@ -219,7 +219,7 @@ def _rehydrate_as(
         held = clients.held_back(connection_id)
         if held is None:
             client = clients.get(connection_id)
-            return rehydrate(client, batches, overrides=runtime.settings.opt_fields, attempts=1)
+            return rehydrate(client, batches, overrides=runtime.settings.opt_fields)
         error: AsanaError
         if held == "revoked":
             error = BadToken(f"connection {connection_id} is revoked (401)", status=401)

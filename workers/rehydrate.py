@@ -3,11 +3,10 @@
 One GET per batch, with the fields settings ask for; when several batches are ready at once,
 ``POST /batch`` with ten GETs per request (the budget counts each action, as Asana does).
 404 becomes ``not_found`` (a deleted task, a story removed by consolidation) and 403
-``forbidden``: answers, not failures. A 429 has already paused every process of that
-connection: with ``attempts`` above 1 we wait it out inside the budget and ask again. Other
-failures come back as errors for the flush to handle: it defers batches whose connection has
-no room (a 429, a used budget), parks a refused connection's (a 401), and raises the rest (5xx,
-timeouts) so RQ retries them with backoff.
+``forbidden``: answers, not failures. Failures come back as errors for the flush to handle (a
+429 has already paused every process of that connection): it defers batches whose connection
+has no room (a 429, a used budget), parks a refused connection's (a 401), and raises the rest
+(5xx, timeouts) so RQ retries them with backoff.
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ from workers.resources import opt_fields, resource_path
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED_ATTEMPTS = 3
-"""Ask again this often after a 429 (each time after the shared pause), then give up."""
-
 
 @dataclass(frozen=True)
 class Outcome:
@@ -40,11 +36,8 @@ def rehydrate(
     batches: Sequence[ClosedBatch],
     *,
     overrides: Mapping[str, str],
-    attempts: int = RATE_LIMITED_ATTEMPTS,
 ) -> dict[str, Outcome]:
-    """Outcome per batch id. Deleted batches and types without a GET cost no request.
-    ``attempts``: how often to ask after a 429 (1 when other connections' batches wait behind
-    these: the job's retry asks again instead)."""
+    """Outcome per batch id. Deleted batches and types without a GET cost no request."""
     outcomes: dict[str, Outcome] = {}
     wanted: list[tuple[ClosedBatch, str, list[str]]] = []
     for batch in batches:
@@ -57,10 +50,10 @@ def rehydrate(
             wanted.append((batch, path, opt_fields(batch.resource_type, overrides)))
     if len(wanted) == 1:
         batch, path, fields = wanted[0]
-        outcomes[batch.batch_id] = _with_retries(lambda: _get_one(client, path, fields), attempts)
+        outcomes[batch.batch_id] = _answer(lambda: _get_one(client, path, fields))
     elif wanted:
         actions = [BatchAction.get(path, fields=fields) for _, path, fields in wanted]
-        answer = _with_retries(lambda: _get_many(client, actions), attempts)
+        answer = _answer(lambda: _get_many(client, actions))
         for index, (batch, _, _) in enumerate(wanted):
             outcomes[batch.batch_id] = (
                 answer.per_action[index] if isinstance(answer, _Many) else answer
@@ -102,15 +95,13 @@ def _get_many(client: AsanaClient, actions: list[BatchAction]) -> _Many:
     return _Many(per_action=tuple(per_action))
 
 
-def _with_retries(call: Callable[[], Outcome], attempts: int) -> Outcome:
-    """Run ``call`` again after a 429 (the budget holds us until the pause ends)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except RateLimited as exc:
-            log.info("rehydrate.rate_limited attempt=%d retry_after=%.1f", attempt, exc.retry_after)
-            if attempt >= attempts:
-                return Outcome(error=exc)
-        except AsanaError as exc:
-            return Outcome(error=exc)
-    raise AssertionError("unreachable")
+def _answer(call: Callable[[], Outcome]) -> Outcome:
+    """``call``'s outcome, or the error that stops it for now (the flush decides: a 429 or a
+    full budget defers, a 401 parks, the rest is retried)."""
+    try:
+        return call()
+    except RateLimited as exc:
+        log.info("rehydrate.rate_limited retry_after=%.1f", exc.retry_after)
+        return Outcome(error=exc)
+    except AsanaError as exc:
+        return Outcome(error=exc)
