@@ -61,10 +61,17 @@ class Overview:
     tunnel: dict[str, Any] | None = None
     """The tunnel watchdog's last check, while a `--tunnel` process runs."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, webhook_limit: int | None = None) -> dict[str, Any]:
+        """``webhook_limit``: list at most this many webhooks, those needing attention first
+        (the page at thousands of webhooks); ``webhook_totals`` always counts them all."""
         return {
             "generated_at": self.generated_at,
-            "webhooks": self.webhooks,
+            "webhooks": shown_webhooks(self.webhooks, webhook_limit),
+            "webhook_totals": {
+                "count": len(self.webhooks),
+                "need_attention": sum(needs_attention(w) for w in self.webhooks),
+                "deliveries": sum(int(w.get("deliveries") or 0) for w in self.webhooks),
+            },
             "stats": self.stats,
             "queue": self.queue,
             "open_batches": self.open_batches,
@@ -78,6 +85,21 @@ class Overview:
             "public_url": self.public_url,
             "tunnel": self.tunnel,
         }
+
+
+ATTENTION_HEALTH = frozenset({"failing", "silent", "lost"})
+"""Webhook health the status page shows in red (and lists first when it lists some)."""
+
+
+def needs_attention(webhook: dict[str, Any]) -> bool:
+    return webhook.get("health") in ATTENTION_HEALTH
+
+
+def shown_webhooks(webhooks: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """All of them, or the first ``limit`` with those needing attention first (stable)."""
+    if limit is None or len(webhooks) <= limit:
+        return webhooks
+    return sorted(webhooks, key=lambda w: not needs_attention(w))[:limit]
 
 
 def webhook_statuses(

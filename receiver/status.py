@@ -26,6 +26,8 @@ from receiver import operator_auth
 PAGE = (Path(__file__).parent / "status_page.html").read_text(encoding="utf-8")
 MAX_LOGIN_BODY = 4096
 NO_STORE = {"Cache-Control": "no-store"}
+PAGE_WEBHOOKS = 200
+"""Webhooks the page lists (those needing attention first); its cards count them all."""
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
@@ -82,7 +84,7 @@ def refusal(request: Request, *, html: bool) -> Response:
 async def status_page(request: Request) -> Response:
     if not is_allowed(request):
         return refusal(request, html=True)
-    data = await run_in_threadpool(_snapshot_json, request)
+    data = await run_in_threadpool(_snapshot_json, request, PAGE_WEBHOOKS)
     nonce = secrets.token_urlsafe(16)
     # Embedded in a <script type="application/json">: "<" escaped so no data closes the tag.
     embedded = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e")
@@ -93,7 +95,15 @@ async def status_page(request: Request) -> Response:
 async def status_json(request: Request) -> Response:
     if not is_allowed(request):
         return refusal(request, html=False)
-    data = await run_in_threadpool(_snapshot_json, request)
+    asked = request.query_params.get("webhooks")
+    if asked is not None and not (asked.isdigit() and len(asked) <= 6):
+        return JSONResponse(
+            {"error": "webhooks= takes how many webhooks to list (0 to 999999)"},
+            400,
+            headers=NO_STORE,
+        )
+    limit = int(asked) if asked is not None else None
+    data = await run_in_threadpool(_snapshot_json, request, limit)
     return JSONResponse(data, headers=NO_STORE)
 
 
@@ -120,7 +130,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-def _snapshot_json(request: Request) -> dict[str, object]:
+def _snapshot_json(request: Request, webhook_limit: int | None) -> dict[str, object]:
     connection: redis.Redis = request.state.redis
     settings: Settings = request.state.settings
     return snapshot(
@@ -128,7 +138,7 @@ def _snapshot_json(request: Request) -> dict[str, object]:
         budget=settings.rate_limit_per_minute,
         public_url=settings.public_url,
         default_token=settings.asana_access_token,
-    ).to_json()
+    ).to_json(webhook_limit=webhook_limit)
 
 
 def _login_page(message: str, status: int) -> Response:

@@ -25,6 +25,9 @@ import redis
 
 from asana_hooks import keys, quarantine
 from asana_hooks.queueing import Delivery
+from asana_hooks.registry import Registry
+from asana_hooks.secretbox import Secret, SecretBox
+from receiver.status import PAGE_WEBHOOKS
 from tests.helpers import wait_for
 from tests.operator_system import CLI, System, running_system
 
@@ -254,6 +257,7 @@ def test_trends_are_drawn_from_the_series(
     polled = system.cli("poll", "--once")
     assert polled.code == 0, polled.stderr
     series_now = wait_for(lambda: _with_every_series(system.receiver_url), timeout=30, every=0.5)
+    many = _register_without_asana(redis_client, system, PAGE_WEBHOOKS + 1)
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "status-trends.png"
@@ -275,6 +279,31 @@ def test_trends_are_drawn_from_the_series(
     assert highest[1] == pytest.approx(10 + 120 * (1 - top / float(throughput["max"])), abs=0.1)
     for name in ("latency", "api", "queue", "lag"):
         assert any(line["points"] for line in parser.charts[name]["lines"].values()), name
+    # More webhooks than the page lists: it lists PAGE_WEBHOOKS and says so; the card counts all.
+    rows = Rows()
+    rows.feed(dom)
+    listed = [r for r in rows.rows if "webhook" in str(r["class"]).split()]
+    assert len(listed) == PAGE_WEBHOOKS
+    assert f"showing {PAGE_WEBHOOKS} of {many + 1} webhooks" in dom
+
+
+def _register_without_asana(connection: redis.Redis, system: System, count: int) -> int:
+    """``count`` active registrations written straight to the store (no call to Asana)."""
+    box = SecretBox((Secret(system.env["HOOKS_ENCRYPTION_KEY"]),))
+    registry = Registry(connection, box)
+    for n in range(count):
+        target = f"many{n}"
+        registry.begin(
+            target_id=target,
+            resource_gid=str(1_500_000 + n),
+            target_url=f"{system.receiver_url}/hooks/asana/{target}",
+            filters=[],
+            resource_type="project",
+            resource_name=f"Project {n}",
+        )
+        assert registry.accept_handshake(target, "s3cret")
+        assert registry.confirm(target, webhook_gid=str(2_500_000 + n), asana_secret="s3cret")
+    return count
 
 
 def _with_every_series(url: str) -> dict[str, Any] | None:

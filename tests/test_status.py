@@ -80,6 +80,36 @@ class TestStatusData:
         assert data["recent_changes"][0]["resource"]["gid"] == "1201"
         assert data["failed_jobs"] == []
 
+    def test_a_long_list_of_webhooks_is_cut_with_those_needing_attention_first(
+        self, open_url: str, registry: Registry
+    ) -> None:
+        """`?webhooks=N` (the page asks for 200) lists N, a lost one first, and
+        `webhook_totals` still counts them all; a bad N is a clear 400."""
+        for n in range(5):
+            target = f"t{n}"
+            registry.begin(
+                target_id=target,
+                resource_gid=str(1300 + n),
+                target_url=f"https://example.test/hooks/asana/{target}",
+                filters=[],
+                resource_type="project",
+                resource_name=f"P{n}",
+            )
+            assert registry.accept_handshake(target, "s3cret")
+            assert registry.confirm(target, webhook_gid=str(9100 + n), asana_secret="s3cret")
+        registry.set_state("t3", "lost", problem="Asana deleted it")
+        everything = httpx.get(f"{open_url}/status.json", timeout=5).json()
+        assert len(everything["webhooks"]) == 5
+        assert everything["webhook_totals"] == {"count": 5, "need_attention": 1, "deliveries": 0}
+        cut = httpx.get(f"{open_url}/status.json?webhooks=2", timeout=5).json()
+        assert cut["webhooks"][0]["gid"] == "9103"
+        assert len(cut["webhooks"]) == 2
+        assert cut["webhook_totals"] == everything["webhook_totals"]
+        for bad in ("-1", "two", "1" * 7):
+            refused = httpx.get(f"{open_url}/status.json?webhooks={bad}", timeout=5)
+            assert refused.status_code == 400
+            assert "webhooks=" in refused.json()["error"]
+
     def test_the_events_api_subscription_and_its_resync(
         self, open_url: str, registry: Registry, redis_client: redis.Redis
     ) -> None:
