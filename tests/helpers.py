@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from asana_hooks.dev.redis_server import free_port
+from asana_hooks.registry import Registry
 
 
 @contextmanager
@@ -45,3 +46,20 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, every: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(every)
+
+
+def register_active(
+    registry: Registry, target_id: str, *, resource_gid: str, webhook_gid: str, base_url: str
+) -> None:
+    """An active project webhook written straight to the store, as a handshake and Asana's
+    201 would leave it (no call to Asana)."""
+    registry.begin(
+        target_id=target_id,
+        resource_gid=resource_gid,
+        target_url=f"{base_url}/hooks/asana/{target_id}",
+        filters=[],
+        resource_type="project",
+        resource_name=f"Project {resource_gid}",
+    )
+    assert registry.accept_handshake(target_id, "s3cret")
+    assert registry.confirm(target_id, webhook_gid=webhook_gid, asana_secret="s3cret")

@@ -28,7 +28,7 @@ from asana_hooks.queueing import Delivery
 from asana_hooks.registry import Registry
 from asana_hooks.secretbox import Secret, SecretBox
 from receiver.status import PAGE_WEBHOOKS
-from tests.helpers import wait_for
+from tests.helpers import register_active, wait_for
 from tests.operator_system import CLI, System, running_system
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -292,17 +292,13 @@ def _register_without_asana(connection: redis.Redis, system: System, count: int)
     box = SecretBox((Secret(system.env["HOOKS_ENCRYPTION_KEY"]),))
     registry = Registry(connection, box)
     for n in range(count):
-        target = f"many{n}"
-        registry.begin(
-            target_id=target,
+        register_active(
+            registry,
+            f"many{n}",
             resource_gid=str(1_500_000 + n),
-            target_url=f"{system.receiver_url}/hooks/asana/{target}",
-            filters=[],
-            resource_type="project",
-            resource_name=f"Project {n}",
+            webhook_gid=str(2_500_000 + n),
+            base_url=system.receiver_url,
         )
-        assert registry.accept_handshake(target, "s3cret")
-        assert registry.confirm(target, webhook_gid=str(2_500_000 + n), asana_secret="s3cret")
     return count
 
 

@@ -14,6 +14,7 @@ from asana_hooks.secretbox import Secret, SecretBox
 from asana_hooks.settings import Settings
 from receiver import operator_auth
 from receiver.app import create_app
+from tests.helpers import register_active as active_project_webhook
 from tests.helpers import serve_in_thread
 
 TOKEN = "operator-token-for-tests"
@@ -86,17 +87,13 @@ class TestStatusData:
         """`?webhooks=N` (the page asks for 200) lists N, a lost one first, and
         `webhook_totals` still counts them all; a bad N is a clear 400."""
         for n in range(5):
-            target = f"t{n}"
-            registry.begin(
-                target_id=target,
+            active_project_webhook(
+                registry,
+                f"t{n}",
                 resource_gid=str(1300 + n),
-                target_url=f"https://example.test/hooks/asana/{target}",
-                filters=[],
-                resource_type="project",
-                resource_name=f"P{n}",
+                webhook_gid=str(9100 + n),
+                base_url="https://example.test",
             )
-            assert registry.accept_handshake(target, "s3cret")
-            assert registry.confirm(target, webhook_gid=str(9100 + n), asana_secret="s3cret")
         registry.set_state("t3", "lost", problem="Asana deleted it")
         everything = httpx.get(f"{open_url}/status.json", timeout=5).json()
         assert len(everything["webhooks"]) == 5
